@@ -1,0 +1,49 @@
+import { randomBytes } from "node:crypto";
+import { link, open, rename, unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
+
+/** A temporary name beside `target`, so the final rename stays on one filesystem and is atomic. */
+export function tempPathFor(target: string): string {
+  return join(
+    dirname(target),
+    `.${basename(target)}.vm-tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
+  );
+}
+
+/**
+ * Writes a file so that readers see the old content or the whole new content, never a part: a temp file
+ * beside it, fsync, then rename. With `exclusive`, an existing target is never replaced (link(2) fails
+ * when the name is taken, which rename(2) would silently overwrite).
+ */
+export async function writeFileAtomic(
+  target: string,
+  data: string | Uint8Array,
+  options: { exclusive?: boolean } = {},
+): Promise<void> {
+  const temp = tempPathFor(target);
+  const handle = await open(temp, "wx", 0o644);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    if (options.exclusive) {
+      await link(temp, target);
+      await unlink(temp);
+    } else {
+      await rename(temp, target);
+    }
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    if (systemErrorCode(error) === "EEXIST") {
+      throw new VmError("FILE_EXISTS", `${target} already exists`, {
+        exitCode: ExitCode.conflict,
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}

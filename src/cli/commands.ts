@@ -1,0 +1,24 @@
+import { createCommand } from "../commands/create.ts";
+import { doctorCommand } from "../commands/doctor.ts";
+import { execCommand } from "../commands/exec.ts";
+import { destroyCommand, restartCommand, startCommand, stopCommand } from "../commands/lifecycle.ts";
+import { listCommand } from "../commands/list.ts";
+import { logsCommand } from "../commands/logs.ts";
+import { sshCommand } from "../commands/ssh.ts";
+import { statusCommand } from "../commands/status.ts";
+import type { CommandDef } from "./command.ts";
+
+/** Every command vm has, in the order `vm --help` lists them. */
+export const commands: CommandDef[] = [
+  createCommand,
+  startCommand,
+  stopCommand,
+  restartCommand,
+  destroyCommand,
+  statusCommand,
+  listCommand,
+  execCommand,
+  sshCommand,
+  logsCommand,
+  doctorCommand,
+];

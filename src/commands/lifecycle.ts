@@ -1,0 +1,62 @@
+import { requireConfig } from "../cli/context.ts";
+import type { CommandDef } from "../cli/command.ts";
+import {
+  destroyEnvironment,
+  restartEnvironment,
+  startEnvironment,
+  stopEnvironment,
+} from "../env/environment.ts";
+
+export const startCommand: CommandDef = {
+  path: ["start"],
+  summary: "Start the project's stopped environment",
+  usesConfig: true,
+  run: async (ctx) => {
+    const config = await requireConfig(ctx);
+    const env = await startEnvironment(ctx.engine, config);
+    return { text: `Started ${env.name}\n` };
+  },
+};
+
+export const stopCommand: CommandDef = {
+  path: ["stop"],
+  summary: "Stop the project's environment (its files and volumes stay)",
+  usesConfig: true,
+  run: async (ctx) => {
+    const config = await requireConfig(ctx);
+    const env = await stopEnvironment(ctx.engine, config);
+    return { text: `Stopped ${env.name}\n` };
+  },
+};
+
+export const restartCommand: CommandDef = {
+  path: ["restart"],
+  summary: "Stop and start the project's environment",
+  usesConfig: true,
+  run: async (ctx) => {
+    const config = await requireConfig(ctx);
+    const env = await restartEnvironment(ctx.engine, config);
+    return { text: `Restarted ${env.name}\n` };
+  },
+};
+
+export const destroyCommand: CommandDef = {
+  path: ["destroy"],
+  summary: "Remove the project's environment (the project folder is untouched)",
+  usesConfig: true,
+  configure: (cmd) =>
+    cmd
+      .option("-f, --force", "do not ask for confirmation")
+      .option("--volumes", "also remove the project's named volumes"),
+  run: async (ctx, _args, options) => {
+    const config = await requireConfig(ctx);
+    if (options.force !== true && ctx.io.stdin.isTTY && ctx.io.stderr.isTTY) {
+      const { confirm } = await import("../cli/prompt.ts");
+      if (!(await confirm(ctx.io, `Remove the environment of '${config.project.name}'?`)))
+        return { text: "Nothing removed\n" };
+    }
+    const result = await destroyEnvironment(ctx.engine, config, { volumes: options.volumes === true });
+    const volumes = result.volumes.length > 0 ? ` and volumes ${result.volumes.join(", ")}` : "";
+    return { text: `Destroyed ${result.name}${volumes}\n` };
+  },
+};

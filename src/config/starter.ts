@@ -1,0 +1,37 @@
+import { readdirSync } from "node:fs";
+import { basename, join } from "node:path";
+import { writeFileAtomic } from "../archive/atomic.ts";
+import { CONFIG_NAME } from "./discover.ts";
+
+/** Writes a starter vm.yaml into `dir` (never over an existing one) and returns its path. */
+export async function writeStarterConfig(dir: string): Promise<{ file: string; box: string }> {
+  const name =
+    basename(dir)
+      .toLowerCase()
+      .replace(/[^a-z0-9_.-]+/g, "-")
+      .replace(/^[^a-z0-9]+/, "")
+      .slice(0, 63) || "project";
+  const dockerfile = readdirSync(dir).find(
+    (f) => /^Dockerfile([.-].*)?$/.test(f) || f.endsWith(".dockerfile"),
+  );
+  const box = dockerfile ? `./${dockerfile}` : "debian:bookworm-slim";
+  const text = `# vm.yaml: this project's development environment (see docs/configuration.md)
+version: 1
+provider: docker
+project:
+  name: ${name}
+  workspace_path: /workspace
+vm:
+  # A Dockerfile ("./Dockerfile"), an image ("debian:bookworm-slim") or a snapshot ("@name")
+  box: ${box}
+  memory: 4gb
+  cpus: 2
+# ports: ["3000:3000"]
+# environment:
+#   NODE_ENV: development
+# volumes: ["cache:/root/.cache"]
+`;
+  const file = join(dir, CONFIG_NAME);
+  await writeFileAtomic(file, text, { exclusive: true });
+  return { file, box };
+}

@@ -1,0 +1,45 @@
+import { ExitCode, VmError } from "../errors.ts";
+
+/** Label keys on everything vm creates. vm finds its things by these labels, never by parsing names. */
+export const Label = {
+  managed: "dev.vm.managed",
+  role: "dev.vm.role",
+  project: "dev.vm.project",
+  config: "dev.vm.config",
+  workspace: "dev.vm.workspace",
+  box: "dev.vm.box",
+  snapshot: "dev.vm.snapshot",
+  version: "dev.vm.version",
+} as const;
+
+export type Role = "environment" | "box" | "volume" | "snapshot";
+
+/**
+ * Extra labels from VM_LABELS ("key=value,key=value"), added to everything vm creates, so CI jobs and
+ * test suites can find and remove what a run made.
+ */
+export function extraLabels(env: NodeJS.ProcessEnv): Record<string, string> {
+  const raw = env.VM_LABELS?.trim();
+  if (!raw) return {};
+  const labels: Record<string, string> = {};
+  for (const pair of raw.split(",")) {
+    const eq = pair.indexOf("=");
+    const key = eq > 0 ? pair.slice(0, eq).trim() : "";
+    if (!key || key.startsWith("dev.vm.")) {
+      throw new VmError("VM_LABELS_INVALID", `VM_LABELS entry '${pair}' is not a key=value pair vm may add`, {
+        hint: "Write VM_LABELS as key=value pairs separated by commas; keys under dev.vm. are reserved",
+        exitCode: ExitCode.usage,
+      });
+    }
+    labels[key] = pair.slice(eq + 1).trim();
+  }
+  return labels;
+}
+
+export function managedLabels(
+  role: Role,
+  extra: Record<string, string>,
+  more: Record<string, string> = {},
+): Record<string, string> {
+  return { ...extra, ...more, [Label.managed]: "true", [Label.role]: role };
+}

@@ -1,0 +1,121 @@
+import { existsSync, statSync } from "node:fs";
+import { packBuildContext } from "../archive/build-context.ts";
+import type { BoxSpec } from "../config/box.ts";
+import type { Config } from "../config/load.ts";
+import type { Engine } from "../engine/engine.ts";
+import { Label, managedLabels } from "../engine/labels.ts";
+import { ExitCode, VmError } from "../errors.ts";
+import { boxImageTag } from "./names.ts";
+
+export interface Services {
+  engine: Engine;
+  /** Labels added to everything created (VM_LABELS). */
+  extraLabels: Record<string, string>;
+  /** Progress and build output for people; goes to stderr. */
+  log: (text: string) => void;
+}
+
+export interface ResolvedBox {
+  /** What to create the container from. */
+  image: string;
+  imageId: string;
+  description: string;
+}
+
+export async function resolveBox(services: Services, config: Config): Promise<ResolvedBox> {
+  const box = config.box;
+  if (!box) {
+    throw new VmError("BOX_MISSING", `${config.file} does not say which box to use (vm.box)`, {
+      hint: 'Set vm.box to a Dockerfile ("./Dockerfile"), an image ("debian:bookworm") or a snapshot ("@name")',
+      exitCode: ExitCode.config,
+    });
+  }
+  switch (box.kind) {
+    case "dockerfile":
+      return buildBox(services, config, box);
+    case "image":
+      return imageBox(services, box.ref);
+    case "snapshot":
+      throw snapshotNotFound(box.name);
+  }
+}
+
+export function snapshotNotFound(name: string): VmError {
+  return new VmError(
+    "SNAPSHOT_NOT_FOUND",
+    `Snapshot '@${name}' not found. Import it first with: vm snapshot import <file>`,
+    {
+      hint: "vm snapshot import <file>",
+      exitCode: ExitCode.notFound,
+    },
+  );
+}
+
+async function buildBox(
+  services: Services,
+  config: Config,
+  box: Extract<BoxSpec, { kind: "dockerfile" }>,
+): Promise<ResolvedBox> {
+  if (!existsSync(box.dockerfile) || !statSync(box.dockerfile).isFile()) {
+    throw new VmError(
+      "DOCKERFILE_NOT_FOUND",
+      `Dockerfile ${box.dockerfile} (vm.box in ${config.file}) does not exist`,
+      {
+        hint: "Fix the path in vm.box; relative paths start from the folder of vm.yaml",
+        exitCode: ExitCode.config,
+      },
+    );
+  }
+  if (!existsSync(box.context) || !statSync(box.context).isDirectory()) {
+    throw new VmError(
+      "BUILD_CONTEXT_NOT_FOUND",
+      `Build context ${box.context} (vm.box in ${config.file}) is not a folder`,
+      {
+        hint: "Fix vm.box.context; relative paths start from the folder of vm.yaml",
+        exitCode: ExitCode.config,
+      },
+    );
+  }
+  const tag = boxImageTag(config.project.name);
+  services.log(`Building ${tag} from ${box.dockerfile}\n`);
+  const context = await packBuildContext(box.context, box.dockerfile);
+  const imageId = await services.engine.build({
+    context: context.stream,
+    dockerfile: context.dockerfile,
+    tag,
+    buildArgs: box.args,
+    labels: managedLabels("box", services.extraLabels, {
+      [Label.project]: config.project.name,
+      [Label.config]: config.file,
+    }),
+    onOutput: services.log,
+  });
+  await context.done;
+  return { image: tag, imageId, description: `Dockerfile ${box.dockerfile}` };
+}
+
+async function imageBox(services: Services, ref: string): Promise<ResolvedBox> {
+  let image = await services.engine.inspectImage(ref);
+  if (!image) {
+    services.log(`Image ${ref} is not here; pulling it\n`);
+    try {
+      await services.engine.pullImage(ref, (line) => services.log(line + "\n"));
+    } catch (error) {
+      throw new VmError(
+        "IMAGE_NOT_FOUND",
+        `Image '${ref}' is not in the engine and could not be pulled: ${(error as Error).message}`,
+        {
+          hint: "Build or load the image first (docker build / docker load), or set vm.box to a Dockerfile or an imported snapshot (@name)",
+          exitCode: ExitCode.notFound,
+          cause: error,
+        },
+      );
+    }
+    image = await services.engine.inspectImage(ref);
+  }
+  if (!image)
+    throw new VmError("IMAGE_NOT_FOUND", `Image '${ref}' could not be found after pulling it`, {
+      exitCode: ExitCode.notFound,
+    });
+  return { image: ref, imageId: image.id, description: `image ${ref}` };
+}

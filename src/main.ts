@@ -1,0 +1,69 @@
+import { CommanderError } from "commander";
+import { commands } from "./cli/commands.ts";
+import type { CommandContext, CommandResult, Io } from "./cli/context.ts";
+import { formatError } from "./cli/output.ts";
+import { buildProgram, usageExit } from "./cli/program.ts";
+import { discoverEndpoint } from "./engine/connection.ts";
+import { DockerEngine } from "./engine/docker-engine.ts";
+import type { Engine } from "./engine/engine.ts";
+
+export interface MainOptions {
+  io: Io;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+/** argv (without node and script) → run one command → print its result or error → the exit code. */
+export async function main(argv: string[], { io, env, cwd }: MainOptions): Promise<number> {
+  const debug = env.VM_DEBUG === "1";
+  const engine = createEngine(env);
+  let result: CommandResult | undefined;
+  let jsonWanted = false;
+  const program = buildProgram(commands, { io }, async (def, args, options) => {
+    jsonWanted = options.json === true;
+    const commandCtx: CommandContext = {
+      cwd,
+      env,
+      io,
+      engine,
+      configOption: options.config as string | undefined,
+    };
+    result = await def.run(commandCtx, args, options);
+  });
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    if (!result) return 0;
+    if (jsonWanted && result.json !== undefined) io.stdout.write(JSON.stringify(result.json, null, 2) + "\n");
+    else if (result.text) io.stdout.write(result.text);
+    return result.exitCode ?? 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return usageExit(error);
+    io.stderr.write(formatError(error, debug));
+    return error instanceof Error && "exitCode" in error && typeof error.exitCode === "number"
+      ? error.exitCode
+      : 1;
+  } finally {
+    engine.close();
+  }
+}
+
+/** The engine client, built once. A bad DOCKER_HOST is reported by the first command that needs the engine. */
+function createEngine(env: NodeJS.ProcessEnv): Engine {
+  try {
+    return new DockerEngine(discoverEndpoint({ env }));
+  } catch (caught) {
+    const error = caught instanceof Error ? caught : new Error(String(caught));
+    return new Proxy({} as Engine, {
+      get: (_target, prop) => {
+        if (prop === "close") return () => {};
+        if (prop === "endpoint") return { url: env.DOCKER_HOST ?? "", source: "DOCKER_HOST" };
+        return () => Promise.reject(error);
+      },
+    });
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2), { io: process, env: process.env, cwd: process.cwd() });
+  process.exitCode = code;
+}
