@@ -42,12 +42,13 @@ export const restartCommand: CommandDef = {
 
 export const destroyCommand: CommandDef = {
   path: ["destroy"],
-  summary: "Remove the project's environment (the project folder is untouched)",
+  summary:
+    "Remove the project's environment, its built box image and named volumes (the project folder is untouched)",
   usesConfig: true,
   configure: (cmd) =>
     cmd
       .option("-f, --force", "do not ask for confirmation")
-      .option("--volumes", "also remove the project's named volumes"),
+      .option("--keep-volumes", "keep the project's named volumes (caches) for the next vm create"),
   run: async (ctx, _args, options) => {
     const config = await requireConfig(ctx);
     if (options.force !== true && ctx.io.stdin.isTTY && ctx.io.stderr.isTTY) {
@@ -55,8 +56,15 @@ export const destroyCommand: CommandDef = {
       if (!(await confirm(ctx.io, `Remove the environment of '${config.project.name}'?`)))
         return { text: "Nothing removed\n" };
     }
-    const result = await destroyEnvironment(ctx.engine, config, { volumes: options.volumes === true });
-    const volumes = result.volumes.length > 0 ? ` and volumes ${result.volumes.join(", ")}` : "";
-    return { text: `Destroyed ${result.name}${volumes}\n` };
+    const result = await destroyEnvironment(ctx.engine, config, {
+      keepVolumes: options.keepVolumes === true,
+    });
+    const removed = [
+      result.name,
+      ...result.images.map((i) => `image ${i}`),
+      ...result.volumes.map((v) => `volume ${v}`),
+    ];
+    const kept = result.keptVolumes.length > 0 ? `Kept volumes ${result.keptVolumes.join(", ")}\n` : "";
+    return { text: `Destroyed ${removed.join(", ")}\n${kept}` };
   },
 };

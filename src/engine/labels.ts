@@ -25,9 +25,9 @@ export function extraLabels(env: NodeJS.ProcessEnv): Record<string, string> {
   for (const pair of raw.split(",")) {
     const eq = pair.indexOf("=");
     const key = eq > 0 ? pair.slice(0, eq).trim() : "";
-    if (!key || key.startsWith("dev.vm.")) {
+    if (!key || (Object.values(Label) as string[]).includes(key)) {
       throw new VmError("VM_LABELS_INVALID", `VM_LABELS entry '${pair}' is not a key=value pair vm may add`, {
-        hint: "Write VM_LABELS as key=value pairs separated by commas; keys under dev.vm. are reserved",
+        hint: "Write VM_LABELS as key=value pairs separated by commas; vm's own keys (dev.vm.managed, dev.vm.project, ...) are reserved",
         exitCode: ExitCode.usage,
       });
     }

@@ -176,25 +176,46 @@ export async function restartEnvironment(engine: Engine, config: Config): Promis
   return env;
 }
 
-/** Removes the container. Named volumes stay unless `volumes` is set: they exist to outlive re-creation. */
+export interface DestroyResult {
+  name: string;
+  images: string[];
+  volumes: string[];
+  keptVolumes: string[];
+}
+
+/**
+ * Removes the container, the box image vm built for the project and, unless `keepVolumes`, the project's
+ * named volumes. (`vm create --force` is the re-creation that keeps volumes.)
+ */
 export async function destroyEnvironment(
   engine: Engine,
   config: Config,
-  options: { volumes: boolean },
-): Promise<{ name: string; volumes: string[] }> {
+  options: { keepVolumes: boolean },
+): Promise<DestroyResult> {
   const env = await requireEnvironment(engine, config);
   await engine.removeContainer(env.id, { force: true });
-  const removed: string[] = [];
-  if (options.volumes) {
-    for (const volume of await engine.listVolumes({
-      [Label.managed]: "true",
-      [Label.project]: config.project.name,
-    })) {
-      await engine.removeVolume(volume.name);
-      removed.push(volume.name);
+  const project = { [Label.managed]: "true", [Label.project]: config.project.name };
+  const images: string[] = [];
+  for (const image of await engine.listImages({ ...project, [Label.role]: "box" })) {
+    try {
+      await engine.removeImage(image.id, { force: false });
+      images.push(image.tags[0] ?? image.id);
+    } catch (error) {
+      // Still used by another container (a snapshot restored from it, say): leave it to its owner.
+      if (!(error instanceof EngineError && error.status === 409)) throw error;
     }
   }
-  return { name: env.name, volumes: removed };
+  const volumes: string[] = [];
+  const keptVolumes: string[] = [];
+  for (const volume of await engine.listVolumes({ ...project, [Label.role]: "volume" })) {
+    if (options.keepVolumes) {
+      keptVolumes.push(volume.name);
+      continue;
+    }
+    await engine.removeVolume(volume.name);
+    volumes.push(volume.name);
+  }
+  return { name: env.name, images, volumes, keptVolumes };
 }
 
 export async function inspectEnvironment(engine: Engine, config: Config): Promise<ContainerDetails> {
