@@ -62,8 +62,3 @@ function createEngine(env: NodeJS.ProcessEnv): Engine {
     });
   }
 }
-
-if (import.meta.main) {
-  const code = await main(process.argv.slice(2), { io: process, env: process.env, cwd: process.cwd() });
-  process.exitCode = code;
-}
