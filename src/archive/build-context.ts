@@ -20,7 +20,11 @@ export interface BuildContext {
  * the context (or excluded by .dockerignore) is added under a private name, as the docker CLI does, so
  * `box: ../Dockerfile` with its own context works.
  */
-export async function packBuildContext(contextDir: string, dockerfilePath: string): Promise<BuildContext> {
+export async function packBuildContext(
+  contextDir: string,
+  dockerfilePath: string,
+  options: { labels?: Record<string, string> } = {},
+): Promise<BuildContext> {
   let ignoreText = "";
   try {
     ignoreText = await readFile(join(contextDir, ".dockerignore"), "utf8");
@@ -29,8 +33,21 @@ export async function packBuildContext(contextDir: string, dockerfilePath: strin
   }
   const matcher = new IgnoreMatcher(ignoreText);
   const rel = relative(contextDir, dockerfilePath).split(sep).join("/");
-  const inside = !rel.startsWith("../") && rel !== ".." && !rel.startsWith("/") && !matcher.ignores(rel);
-  const dockerfileBytes = inside ? undefined : await readFile(dockerfilePath);
+  const labels = Object.entries(options.labels ?? {});
+  const inside =
+    !rel.startsWith("../") &&
+    rel !== ".." &&
+    !rel.startsWith("/") &&
+    !matcher.ignores(rel) &&
+    labels.length === 0;
+  let dockerfileBytes = inside ? undefined : await readFile(dockerfilePath);
+  if (dockerfileBytes && labels.length > 0) {
+    // One LABEL instruction at the end, rather than the API's `labels` parameter: that adds one step per
+    // label, and the containerd image store keeps each step's image as a dangling image carrying some of
+    // vm's labels, which then outlive `vm destroy`.
+    const line = "LABEL " + labels.map(([k, v]) => `${quoteLabel(k)}=${quoteLabel(v)}`).join(" ");
+    dockerfileBytes = Buffer.concat([dockerfileBytes, Buffer.from(`\n${line}\n`)]);
+  }
   const dockerfile = inside
     ? rel
     : `.vm-dockerfile-${createHash("sha256").update(dockerfileBytes!).digest("hex").slice(0, 12)}`;
@@ -49,6 +66,11 @@ export async function packBuildContext(contextDir: string, dockerfilePath: strin
   // Callers observe failures through the stream; `done` is for those who want to await the walk itself.
   done.catch(() => {});
   return { stream: pack as unknown as Readable, dockerfile, done };
+}
+
+/** A Dockerfile double-quoted string: backslash, quote and `$` (variable expansion) escaped. */
+function quoteLabel(value: string): string {
+  return `"${value.replace(/[\\"$]/g, (c) => `\\${c}`).replace(/\n/g, "\\n")}"`;
 }
 
 async function addFolder(

@@ -7,29 +7,45 @@ import type { Endpoint } from "./connection.ts";
  */
 export interface Engine {
   readonly endpoint: Endpoint;
+  readonly images: ImageClient;
+  readonly containers: ContainerClient;
+  readonly volumes: VolumeClient;
   info(): Promise<EngineInfo>;
+  close(): void;
+}
 
+export interface ImageClient {
   build(options: BuildOptions): Promise<string>;
-  inspectImage(ref: string): Promise<ImageDetails | undefined>;
-  listImages(labels: Record<string, string>): Promise<ImageSummary[]>;
-  removeImage(ref: string, options?: { force?: boolean }): Promise<void>;
-  pullImage(ref: string, onProgress?: (line: string) => void): Promise<void>;
+  inspect(ref: string): Promise<ImageDetails | undefined>;
+  list(labels: Record<string, string>): Promise<ImageSummary[]>;
+  remove(ref: string, options?: { force?: boolean }): Promise<void>;
+  pull(ref: string, onProgress?: (line: string) => void): Promise<void>;
+  tag(source: string, repo: string, tag: string): Promise<void>;
+  /** The image as `docker save` writes it, streamed. */
+  save(ref: string): Promise<Readable>;
+}
 
-  createContainer(spec: ContainerSpec): Promise<string>;
-  startContainer(id: string): Promise<void>;
-  stopContainer(id: string, timeoutSeconds?: number): Promise<void>;
-  removeContainer(id: string, options?: { force?: boolean }): Promise<void>;
-  inspectContainer(id: string): Promise<ContainerDetails | undefined>;
-  listContainers(labels: Record<string, string>): Promise<ContainerSummary[]>;
-
+export interface ContainerClient {
+  create(spec: ContainerSpec): Promise<string>;
+  start(id: string): Promise<void>;
+  stop(id: string, timeoutSeconds?: number): Promise<void>;
+  remove(id: string, options?: { force?: boolean }): Promise<void>;
+  inspect(id: string): Promise<ContainerDetails | undefined>;
+  list(labels: Record<string, string>): Promise<ContainerSummary[]>;
+  pause(id: string): Promise<void>;
+  unpause(id: string): Promise<void>;
+  /** Commits a container's filesystem as a new image with the given config; returns the image ID. */
+  commit(id: string, options: CommitOptions): Promise<string>;
+  /** Runs a command in a throwaway container (no network) and collects its output, bounded in time. */
+  runOnce(image: string, options: RunOnceOptions): Promise<RunOnceResult>;
   exec(containerId: string, options: ExecOptions): Promise<number>;
   logs(containerId: string, options: LogsOptions): Promise<void>;
+}
 
-  ensureVolume(name: string, labels: Record<string, string>): Promise<void>;
-  listVolumes(labels: Record<string, string>): Promise<VolumeSummary[]>;
-  removeVolume(name: string): Promise<void>;
-
-  close(): void;
+export interface VolumeClient {
+  ensure(name: string, labels: Record<string, string>): Promise<void>;
+  list(labels: Record<string, string>): Promise<VolumeSummary[]>;
+  remove(name: string): Promise<void>;
 }
 
 export interface EngineInfo {
@@ -60,6 +76,43 @@ export interface ImageDetails {
   platform: Platform;
   user: string;
   workingDir: string;
+  /** The image this one was built on, when the engine tracks it (intermediate build steps). */
+  parent: string;
+  config: ImageConfig;
+}
+
+/** The parts of an image's config a committed snapshot keeps from its box. */
+export interface ImageConfig {
+  env: string[];
+  cmd: string[] | null;
+  entrypoint: string[] | null;
+  workingDir: string;
+  user: string;
+  exposedPorts: Record<string, object>;
+}
+
+export interface CommitOptions {
+  repo: string;
+  tag: string;
+  labels: Record<string, string>;
+  config: ImageConfig;
+  comment?: string;
+}
+
+export interface RunOnceOptions {
+  cmd: string[];
+  user?: string;
+  timeoutMs: number;
+  labels: Record<string, string>;
+  /** Output beyond this many bytes per stream is dropped. */
+  maxOutputBytes?: number;
+}
+
+export interface RunOnceResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
 }
 
 export interface ImageSummary {
@@ -76,7 +129,6 @@ export interface BuildOptions {
   dockerfile: string;
   tag: string;
   buildArgs: Record<string, string>;
-  labels: Record<string, string>;
   onOutput: (text: string) => void;
 }
 
@@ -101,6 +153,7 @@ export interface ContainerSummary {
   id: string;
   name: string;
   image: string;
+  imageId: string;
   state: string;
   status: string;
   labels: Record<string, string>;

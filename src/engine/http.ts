@@ -197,6 +197,9 @@ function withQuery(path: string, query: RequestOptions["query"]): string {
   return text ? `${path}?${text}` : path;
 }
 
+export const labelFilter = (labels: Record<string, string>) =>
+  JSON.stringify({ label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) });
+
 export async function readText(stream: Readable): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);

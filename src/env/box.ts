@@ -78,16 +78,16 @@ async function buildBox(
   }
   const tag = boxImageTag(config.project.name);
   services.log(`Building ${tag} from ${box.dockerfile}\n`);
-  const context = await packBuildContext(box.context, box.dockerfile);
-  const imageId = await services.engine.build({
+  const labels = managedLabels("box", services.extraLabels, {
+    [Label.project]: config.project.name,
+    [Label.config]: config.file,
+  });
+  const context = await packBuildContext(box.context, box.dockerfile, { labels });
+  const imageId = await services.engine.images.build({
     context: context.stream,
     dockerfile: context.dockerfile,
     tag,
     buildArgs: box.args,
-    labels: managedLabels("box", services.extraLabels, {
-      [Label.project]: config.project.name,
-      [Label.config]: config.file,
-    }),
     onOutput: services.log,
   });
   await context.done;
@@ -95,11 +95,11 @@ async function buildBox(
 }
 
 async function imageBox(services: Services, ref: string): Promise<ResolvedBox> {
-  let image = await services.engine.inspectImage(ref);
+  let image = await services.engine.images.inspect(ref);
   if (!image) {
     services.log(`Image ${ref} is not here; pulling it\n`);
     try {
-      await services.engine.pullImage(ref, (line) => services.log(line + "\n"));
+      await services.engine.images.pull(ref, (line) => services.log(line + "\n"));
     } catch (error) {
       throw new VmError(
         "IMAGE_NOT_FOUND",
@@ -111,7 +111,7 @@ async function imageBox(services: Services, ref: string): Promise<ResolvedBox> {
         },
       );
     }
-    image = await services.engine.inspectImage(ref);
+    image = await services.engine.images.inspect(ref);
   }
   if (!image)
     throw new VmError("IMAGE_NOT_FOUND", `Image '${ref}' could not be found after pulling it`, {

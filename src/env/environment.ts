@@ -17,7 +17,7 @@ export async function findEnvironment(
   engine: Engine,
   project: string,
 ): Promise<ContainerSummary | undefined> {
-  const found = await engine.listContainers(envLabels(project));
+  const found = await engine.containers.list(envLabels(project));
   return found[0];
 }
 
@@ -89,7 +89,7 @@ export async function createEnvironment(
     : await resolveBox(services, config);
   if (existing) {
     services.log(`Removing the old environment ${existing.name}\n`);
-    await engine.removeContainer(existing.id, { force: true });
+    await engine.containers.remove(existing.id, { force: true });
   }
   const name = containerName(config.project.name);
   const labels = managedLabels("environment", services.extraLabels, {
@@ -99,14 +99,14 @@ export async function createEnvironment(
     [Label.box]: box.description,
   });
   for (const volume of config.volumes) {
-    await engine.ensureVolume(
+    await engine.volumes.ensure(
       volumeName(config.project.name, volume.name),
       managedLabels("volume", services.extraLabels, { [Label.project]: config.project.name }),
     );
   }
   let id: string;
   try {
-    id = await engine.createContainer({
+    id = await engine.containers.create({
       name,
       image: box.image,
       labels,
@@ -142,9 +142,9 @@ export async function createEnvironment(
     throw error;
   }
   try {
-    await engine.startContainer(id);
+    await engine.containers.start(id);
   } catch (error) {
-    await engine.removeContainer(id, { force: true });
+    await engine.containers.remove(id, { force: true });
     throw new VmError(
       "ENV_START_FAILED",
       `The environment was created but did not start: ${(error as Error).message}`,
@@ -159,20 +159,20 @@ export async function createEnvironment(
 
 export async function startEnvironment(engine: Engine, config: Config): Promise<ContainerSummary> {
   const env = await requireEnvironment(engine, config);
-  await engine.startContainer(env.id);
+  await engine.containers.start(env.id);
   return env;
 }
 
 export async function stopEnvironment(engine: Engine, config: Config): Promise<ContainerSummary> {
   const env = await requireEnvironment(engine, config);
-  await engine.stopContainer(env.id);
+  await engine.containers.stop(env.id);
   return env;
 }
 
 export async function restartEnvironment(engine: Engine, config: Config): Promise<ContainerSummary> {
   const env = await requireEnvironment(engine, config);
-  await engine.stopContainer(env.id);
-  await engine.startContainer(env.id);
+  await engine.containers.stop(env.id);
+  await engine.containers.start(env.id);
   return env;
 }
 
@@ -193,34 +193,49 @@ export async function destroyEnvironment(
   options: { keepVolumes: boolean },
 ): Promise<DestroyResult> {
   const env = await requireEnvironment(engine, config);
-  await engine.removeContainer(env.id, { force: true });
+  await engine.containers.remove(env.id, { force: true });
   const project = { [Label.managed]: "true", [Label.project]: config.project.name };
   const images: string[] = [];
-  for (const image of await engine.listImages({ ...project, [Label.role]: "box" })) {
-    try {
-      await engine.removeImage(image.id, { force: false });
-      images.push(image.tags[0] ?? image.id);
-    } catch (error) {
-      // Still used by another container (a snapshot restored from it, say): leave it to its owner.
-      if (!(error instanceof EngineError && error.status === 409)) throw error;
-    }
+  for (const image of await engine.images.list({ ...project, [Label.role]: "box" })) {
+    if (await removeImageChain(engine, image.id)) images.push(image.tags[0] ?? image.id);
   }
   const volumes: string[] = [];
   const keptVolumes: string[] = [];
-  for (const volume of await engine.listVolumes({ ...project, [Label.role]: "volume" })) {
+  for (const volume of await engine.volumes.list({ ...project, [Label.role]: "volume" })) {
     if (options.keepVolumes) {
       keptVolumes.push(volume.name);
       continue;
     }
-    await engine.removeVolume(volume.name);
+    await engine.volumes.remove(volume.name);
     volumes.push(volume.name);
   }
   return { name: env.name, images, volumes, keptVolumes };
 }
 
+/**
+ * Removes a built image and the untagged images of its build steps. The classic store removes those
+ * with the image; the containerd store keeps each step as a dangling image, so walk the parents until a
+ * tagged one (the FROM image). Returns false when the image is still in use (a 409): left to its owner.
+ */
+async function removeImageChain(engine: Engine, id: string): Promise<boolean> {
+  let current: string | undefined = id;
+  for (let step = 0; current && step < 500; step++) {
+    const image = await engine.images.inspect(current);
+    if (!image || (current !== id && image.tags.length > 0)) break;
+    try {
+      await engine.images.remove(current);
+    } catch (error) {
+      if (error instanceof EngineError && error.status === 409) return current !== id;
+      throw error;
+    }
+    current = image.parent || undefined;
+  }
+  return true;
+}
+
 export async function inspectEnvironment(engine: Engine, config: Config): Promise<ContainerDetails> {
   const env = await requireEnvironment(engine, config);
-  const details = await engine.inspectContainer(env.id);
+  const details = await engine.containers.inspect(env.id);
   if (!details)
     throw new VmError("ENV_NOT_FOUND", `The environment of '${config.project.name}' vanished`, {
       exitCode: ExitCode.notFound,
@@ -229,6 +244,6 @@ export async function inspectEnvironment(engine: Engine, config: Config): Promis
 }
 
 export async function listEnvironments(engine: Engine, all: boolean): Promise<ContainerSummary[]> {
-  const envs = await engine.listContainers({ [Label.managed]: "true", [Label.role]: "environment" });
+  const envs = await engine.containers.list({ [Label.managed]: "true", [Label.role]: "environment" });
   return all ? envs : envs.filter((e) => e.state === "running");
 }

@@ -60,7 +60,7 @@ export async function runInEnvironment(
   if (raw) stdin.setRawMode!(true);
   let onResize: (() => void) | undefined;
   try {
-    return await ctx.engine.exec(env.id, {
+    return await ctx.engine.containers.exec(env.id, {
       cmd: options.cmd,
       tty,
       ...((options.user ?? config.user) ? { user: options.user ?? config.user! } : {}),
@@ -97,5 +97,5 @@ export async function streamLogs(
   options: { follow: boolean; tail?: number },
 ): Promise<void> {
   const env = await requireEnvironment(ctx.engine, config);
-  await ctx.engine.logs(env.id, { ...options, stdout: ctx.io.stdout, stderr: ctx.io.stderr });
+  await ctx.engine.containers.logs(env.id, { ...options, stdout: ctx.io.stdout, stderr: ctx.io.stderr });
 }
