@@ -112,5 +112,5 @@ function toRegex(pattern: string): RegExp {
 }
 
 function escape(c: string): string {
-  return /[.+^${}()|[\]\\/-]/.test(c) ? `\\${c}` : c;
+  return /[.*?+^${}()|[\]\\/-]/.test(c) ? `\\${c}` : c;
 }

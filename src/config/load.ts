@@ -98,25 +98,18 @@ function describeIssue(
       return { line, text: `  ${at(line)}${fieldName([...path, key])}: unknown field` };
     });
   }
+  if (issue.code === "invalid_key") {
+    const key = path[path.length - 1];
+    const line = lineOf(doc, lineCounter, path, true);
+    const message = issue.issues[0]?.message ?? issue.message;
+    return [{ line, text: `  ${at(line)}${fieldName(path)}: ${message} (got ${JSON.stringify(key)})` }];
+  }
   const line = lineOf(doc, lineCounter, path, false);
   const value: unknown = path.length > 0 ? doc.getIn(path) : doc.toJS();
   const got = value === undefined ? "nothing" : JSON.stringify(value);
   const field = path.length > 0 ? fieldName(path) : "the file";
-  const message =
-    issue.code === "invalid_format" || issue.message.startsWith("Invalid")
-      ? (expectedFor(path) ?? issue.message)
-      : issue.message;
+  const message = issue.message;
   return [{ line, text: `  ${at(line)}${field}: ${message} (got ${got})` }];
-}
-
-/** Friendlier words for regex-checked list items, whose own message says only "Invalid string". */
-function expectedFor(path: (string | number)[]): string | undefined {
-  const top = path[0];
-  if (top === "ports")
-    return 'expected "host:guest" such as "3000:3000" (optionally "127.0.0.1:3000:3000" or "/udp")';
-  if (top === "volumes") return 'expected "name:/absolute/path" such as "cache:/home/developer/.cache"';
-  if (top === "environment") return "expected a variable name of letters, digits and '_'";
-  return undefined;
 }
 
 const at = (line: number) => (line > 0 ? `line ${line}, ` : "");

@@ -1,4 +1,4 @@
-import { patterns } from "./schema.ts";
+const SIZE = /^\s*(unlimited|\d+(\.\d+)?\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?)\s*$/i;
 
 const UNIT_BYTES: Record<string, number> = {
   b: 1,
@@ -23,7 +23,7 @@ const UNIT_BYTES: Record<string, number> = {
 export function memoryBytes(value: number | string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value === "number") return Math.round(value * UNIT_BYTES.mb!);
-  const match = patterns.SIZE.exec(value);
+  const match = SIZE.exec(value);
   if (!match) throw new Error(`not a memory size: ${value}`);
   if (match[1]!.toLowerCase() === "unlimited") return undefined;
   const amount = Number.parseFloat(match[1]!);

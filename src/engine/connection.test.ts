@@ -78,23 +78,13 @@ describe("parseHost", () => {
     });
   });
 
-  it(
-    "defaults the port of https:// to the TLS port 2376",
-    { todo: "the default port follows the tls argument only, so https://engine gets TLS on port 2375" },
-    () => {
-      assert.equal(parseHost("https://engine", "x").port, 2376);
-    },
-  );
+  it("defaults the port of https:// to the TLS port 2376", () => {
+    assert.equal(parseHost("https://engine", "x").port, 2376);
+  });
 
-  it(
-    "gives an IPv6 tcp host without brackets, as node's http.request needs it",
-    {
-      todo: "URL.hostname keeps the brackets, so tcp://[::1]:2375 gives host '[::1]' and every request fails with getaddrinfo ENOTFOUND [::1]",
-    },
-    () => {
-      assert.equal(parseHost("tcp://[::1]:2375", "x").host, "::1");
-    },
-  );
+  it("gives an IPv6 tcp host without brackets, as node's http.request needs it", () => {
+    assert.equal(parseHost("tcp://[::1]:2375", "x").host, "::1");
+  });
 
   it("refuses ssh:// as not supported yet", () => {
     const error = engineError(() => parseHost("ssh://me@box", "DOCKER_HOST"), "ENGINE_HOST_INVALID");
@@ -222,28 +212,24 @@ describe("discoverEndpoint", () => {
     assert.equal(endpoint.port, 2375);
   });
 
-  it(
-    "looks for TLS certificates in the docker config folder of the given home when DOCKER_CERT_PATH is unset",
-    { todo: "tlsFromEnv uses os.homedir(), ignoring both the `home` option and DOCKER_CONFIG" },
-    () => {
-      const fakeHome = join(root, "tls-home");
-      mkdirSync(join(fakeHome, ".docker"), { recursive: true });
-      writeFileSync(join(fakeHome, ".docker", "ca.pem"), "HOME-CA");
-      const fromHome = discoverEndpoint({
-        env: { DOCKER_HOST: "tcp://e", DOCKER_TLS_VERIFY: "1" },
-        home: fakeHome,
-      });
-      assert.equal(fromHome.tls?.ca?.toString(), "HOME-CA");
+  it("looks for TLS certificates in the docker config folder of the given home when DOCKER_CERT_PATH is unset", () => {
+    const fakeHome = join(root, "tls-home");
+    mkdirSync(join(fakeHome, ".docker"), { recursive: true });
+    writeFileSync(join(fakeHome, ".docker", "ca.pem"), "HOME-CA");
+    const fromHome = discoverEndpoint({
+      env: { DOCKER_HOST: "tcp://e", DOCKER_TLS_VERIFY: "1" },
+      home: fakeHome,
+    });
+    assert.equal(fromHome.tls?.ca?.toString(), "HOME-CA");
 
-      const config = dockerConfig({});
-      writeFileSync(join(config, "ca.pem"), "CONFIG-CA");
-      const fromConfig = discoverEndpoint({
-        env: { DOCKER_HOST: "tcp://e", DOCKER_TLS_VERIFY: "1", DOCKER_CONFIG: config },
-        home,
-      });
-      assert.equal(fromConfig.tls?.ca?.toString(), "CONFIG-CA");
-    },
-  );
+    const config = dockerConfig({});
+    writeFileSync(join(config, "ca.pem"), "CONFIG-CA");
+    const fromConfig = discoverEndpoint({
+      env: { DOCKER_HOST: "tcp://e", DOCKER_TLS_VERIFY: "1", DOCKER_CONFIG: config },
+      home,
+    });
+    assert.equal(fromConfig.tls?.ca?.toString(), "CONFIG-CA");
+  });
 
   it("uses the context named by DOCKER_CONTEXT", () => {
     const config = dockerConfig({ colima: meta("unix:///x.sock") });

@@ -28,9 +28,9 @@ const DEFAULT_SOCKET = "/var/run/docker.sock";
  * the rootless socket. The first that applies wins.
  */
 export function discoverEndpoint({ env, home = homedir() }: DiscoveryEnv): Endpoint {
-  if (env.DOCKER_HOST) return parseHost(env.DOCKER_HOST, "DOCKER_HOST", tlsFromEnv(env));
-
   const configDir = env.DOCKER_CONFIG ?? join(home, ".docker");
+  if (env.DOCKER_HOST) return parseHost(env.DOCKER_HOST, "DOCKER_HOST", tlsFromEnv(env, configDir));
+
   const context = env.DOCKER_CONTEXT ?? readCurrentContext(configDir);
   if (context && context !== "default") return contextEndpoint(configDir, context);
 
@@ -59,8 +59,11 @@ export function parseHost(url: string, source: string, tls?: Endpoint["tls"]): E
     } catch {
       throw badHost("not a valid address");
     }
-    const port = parsed.port ? Number(parsed.port) : tls ? 2376 : 2375;
-    const endpoint: Endpoint = { url, source, host: parsed.hostname, port };
+    const secure = tls !== undefined || parsed.protocol === "https:";
+    const port = parsed.port ? Number(parsed.port) : secure ? 2376 : 2375;
+    // URL keeps the brackets of an IPv6 literal; the socket layer wants the bare address.
+    const host = parsed.hostname.replace(/^\[(.*)\]$/, "$1");
+    const endpoint: Endpoint = { url, source, host, port };
     if (tls || parsed.protocol === "https:") endpoint.tls = tls ?? { rejectUnauthorized: true };
     return endpoint;
   }
@@ -71,12 +74,12 @@ export function parseHost(url: string, source: string, tls?: Endpoint["tls"]): E
   throw badHost("unknown scheme");
 }
 
-function tlsFromEnv(env: NodeJS.ProcessEnv): Endpoint["tls"] | undefined {
+function tlsFromEnv(env: NodeJS.ProcessEnv, configDir: string): Endpoint["tls"] | undefined {
   const verify =
     env.DOCKER_TLS_VERIFY !== undefined && env.DOCKER_TLS_VERIFY !== "" && env.DOCKER_TLS_VERIFY !== "0";
   const certPath = env.DOCKER_CERT_PATH;
   if (!verify && !certPath) return undefined;
-  return { ...readTlsDir(certPath ?? join(homedir(), ".docker")), rejectUnauthorized: verify };
+  return { ...readTlsDir(certPath ?? configDir), rejectUnauthorized: verify };
 }
 
 function readTlsDir(dir: string): { ca?: Buffer; cert?: Buffer; key?: Buffer } {

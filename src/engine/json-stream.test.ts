@@ -119,11 +119,7 @@ describe("consumeJsonStream", () => {
     assert.equal(error.engineMessage, "late failure");
   });
 
-  it(
-    "does not crash on a line of JSON that is not an object",
-    { todo: "a `null` line makes `message.error` throw a TypeError, which surfaces as an internal error" },
-    async () => {
-      await assert.doesNotReject(consumeJsonStream(bytes('{"id":"1"}\nnull\n{"id":"2"}\n')));
-    },
-  );
+  it("does not crash on a line of JSON that is not an object", async () => {
+    await assert.doesNotReject(consumeJsonStream(bytes('{"id":"1"}\nnull\n{"id":"2"}\n')));
+  });
 });

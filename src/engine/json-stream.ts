@@ -41,7 +41,11 @@ export async function consumeJsonStream(
     if (!trimmed) return;
     let message: StreamMessage;
     try {
-      message = JSON.parse(trimmed) as StreamMessage;
+      const parsed: unknown = JSON.parse(trimmed);
+      message =
+        typeof parsed === "object" && parsed !== null
+          ? (parsed)
+          : { stream: trimmed + "\n" };
     } catch {
       message = { stream: trimmed + "\n" };
     }

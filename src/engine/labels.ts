@@ -23,6 +23,7 @@ export function extraLabels(env: NodeJS.ProcessEnv): Record<string, string> {
   if (!raw) return {};
   const labels: Record<string, string> = {};
   for (const pair of raw.split(",")) {
+    if (pair.trim() === "") continue;
     const eq = pair.indexOf("=");
     const key = eq > 0 ? pair.slice(0, eq).trim() : "";
     if (!key || (Object.values(Label) as string[]).includes(key)) {

@@ -1,0 +1,131 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { main } from "./main.ts";
+
+const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function run(argv: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (chunk: Buffer) => (out += chunk.toString("utf8")));
+  stderr.on("data", (chunk: Buffer) => (err += chunk.toString("utf8")));
+  const code = await main(argv, {
+    io: { stdin, stdout, stderr },
+    env: { DOCKER_HOST: "unix:///nonexistent/docker.sock", ...env },
+    cwd,
+  });
+  stdin.end();
+  return { code, stdout: out, stderr: err };
+}
+
+describe("main (no engine needed)", () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "vm-main-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("prints the package.json version for --version and exits 0", async () => {
+    const result = await run(["--version"], dir);
+    assert.deepEqual(result, { code: 0, stdout: `${pkg.version}\n`, stderr: "" });
+  });
+
+  it("prints the version for -V too", async () => {
+    assert.deepEqual(await run(["-V"], dir), { code: 0, stdout: `${pkg.version}\n`, stderr: "" });
+  });
+
+  it("lists every command for --help and exits 0", async () => {
+    const result = await run(["--help"], dir);
+    assert.equal(result.code, 0);
+    assert.equal(result.stderr, "");
+    assert.match(result.stdout, /^Usage: vm \[options\] \[command\]/);
+    for (const command of [
+      "create",
+      "start",
+      "stop",
+      "restart",
+      "destroy",
+      "status",
+      "list",
+      "exec",
+      "ssh",
+      "logs",
+      "doctor",
+      "help",
+    ]) {
+      assert.match(result.stdout, new RegExp(`^ {2}${command}\\b`, "m"), `--help lists ${command}`);
+    }
+  });
+
+  it("prints a command's help for `<command> --help` and exits 0", async () => {
+    const result = await run(["exec", "--help"], dir);
+    assert.equal(result.code, 0);
+    assert.match(result.stdout, /^Usage: vm exec \[options\] -- <command\.\.\.>/);
+    assert.match(result.stdout, /--no-tty/);
+  });
+
+  it("refuses an unknown command with exit code 2 and says so on stderr", async () => {
+    const result = await run(["frobnicate"], dir);
+    assert.equal(result.code, 2);
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, /unknown command 'frobnicate'/);
+  });
+
+  it("refuses an unknown option with exit code 2", async () => {
+    const result = await run(["status", "--bogus"], dir);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /unknown option '--bogus'/);
+  });
+
+  it("refuses exec without a command with exit code 2", async () => {
+    const result = await run(["exec"], dir);
+    assert.equal(result.code, 2);
+    assert.equal(result.stdout, "");
+    assert.match(result.stderr, /missing required argument 'command'/);
+  });
+
+  it("fails status with exit code 3 and 'No vm.yaml' when there is no config", async () => {
+    const result = await run(["status"], dir);
+    assert.equal(result.code, 3);
+    assert.equal(result.stdout, "");
+    assert.equal(
+      result.stderr,
+      `Error: No vm.yaml in ${dir} or any parent folder\n` +
+        "Hint: Run `vm create` here to write a starter vm.yaml, or pass --config FILE\n",
+    );
+  });
+
+  it("fails status --json with exit code 3 when there is no config", async () => {
+    const result = await run(["status", "--json"], dir);
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /^Error: No vm\.yaml in /);
+  });
+
+  it("reports a --config file that does not exist as CONFIG_NOT_FOUND with exit code 3", async () => {
+    const missing = join(dir, "nope.yaml");
+    const result = await run(["status", "--config", missing], dir);
+    assert.equal(result.code, 3);
+    assert.ok(result.stderr.startsWith(`Error: Config file ${missing} does not exist\n`), result.stderr);
+  });
+
+  it("adds the error code with VM_DEBUG=1", async () => {
+    const result = await run(["status"], dir, { VM_DEBUG: "1" });
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /\n\(code CONFIG_NOT_FOUND\)\n/);
+  });
+});
