@@ -42,10 +42,7 @@ export async function consumeJsonStream(
     let message: StreamMessage;
     try {
       const parsed: unknown = JSON.parse(trimmed);
-      message =
-        typeof parsed === "object" && parsed !== null
-          ? (parsed)
-          : { stream: trimmed + "\n" };
+      message = typeof parsed === "object" && parsed !== null ? parsed : { stream: trimmed + "\n" };
     } catch {
       message = { stream: trimmed + "\n" };
     }
