@@ -17,7 +17,9 @@ export default tseslint.config(
         "error",
         {
           // node:test's describe/it return promises the runner itself tracks.
-          allowForKnownSafeCalls: [{ from: "package", package: "node:test", name: ["describe", "it", "test", "suite"] }],
+          allowForKnownSafeCalls: [
+            { from: "package", package: "node:test", name: ["describe", "it", "test", "suite"] },
+          ],
         },
       ],
       "@typescript-eslint/no-misused-promises": "error",
