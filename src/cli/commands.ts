@@ -5,6 +5,11 @@ import { destroyCommand, restartCommand, startCommand, stopCommand } from "../co
 import { listCommand } from "../commands/list.ts";
 import { logsCommand } from "../commands/logs.ts";
 import { sshCommand } from "../commands/ssh.ts";
+import { snapshotCreateCommand } from "../commands/snapshot-create.ts";
+import { snapshotDeleteCommand } from "../commands/snapshot-delete.ts";
+import { snapshotInspectCommand } from "../commands/snapshot-inspect.ts";
+import { snapshotListCommand } from "../commands/snapshot-list.ts";
+import { snapshotRestoreCommand } from "../commands/snapshot-restore.ts";
 import { statusCommand } from "../commands/status.ts";
 import type { CommandDef } from "./command.ts";
 
@@ -21,4 +26,9 @@ export const commands: CommandDef[] = [
   sshCommand,
   logsCommand,
   doctorCommand,
+  snapshotCreateCommand,
+  snapshotListCommand,
+  snapshotInspectCommand,
+  snapshotDeleteCommand,
+  snapshotRestoreCommand,
 ];

@@ -5,6 +5,7 @@ import type { Engine } from "../engine/engine.ts";
 import { extraLabels } from "../engine/labels.ts";
 import type { Services } from "../env/box.ts";
 import { ExitCode, VmError } from "../errors.ts";
+import { SnapshotStore } from "../snapshot/store.ts";
 
 export interface Io {
   stdin: Readable & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
@@ -32,6 +33,8 @@ export interface CommandResult {
 export function services(ctx: CommandContext): Services {
   return {
     engine: ctx.engine,
+    snapshots: SnapshotStore.fromEnv(ctx.env),
+    env: ctx.env,
     extraLabels: extraLabels(ctx.env),
     log: (text) => ctx.io.stderr.write(text),
   };

@@ -1,9 +1,15 @@
+import { dirname, resolve } from "node:path";
 import { services, type CommandContext } from "../cli/context.ts";
 import type { CommandDef } from "../cli/command.ts";
+import type { CommandResult } from "../cli/context.ts";
 import { findConfig } from "../config/discover.ts";
 import { loadConfig } from "../config/load.ts";
 import { writeStarterConfig } from "../config/starter.ts";
 import { createEnvironment } from "../env/environment.ts";
+import { ExitCode, VmError } from "../errors.ts";
+import { createFromDockerfile } from "../snapshot/create.ts";
+import { validateSnapshotName } from "../snapshot/names.ts";
+import { parseBuildArgs } from "./snapshot-shared.ts";
 
 export const createCommand: CommandDef = {
   path: ["create"],
@@ -11,8 +17,17 @@ export const createCommand: CommandDef = {
   usesConfig: true,
   json: true,
   configure: (cmd) =>
-    cmd.option("-f, --force", "re-create the environment when it exists (named volumes are kept)"),
+    cmd
+      .option("-f, --force", "re-create the environment when it exists (named volumes are kept)")
+      .option(
+        "--save-as <@name>",
+        "with --from-dockerfile: build once and save as a global snapshot, no environment",
+      )
+      .option("--from-dockerfile <path>", "the Dockerfile to build for --save-as")
+      .option("--build-arg <KEY=VALUE...>", "build arguments for --from-dockerfile")
+      .option("-d, --description <text>", "description of the --save-as snapshot", ""),
   run: async (ctx: CommandContext, _args, options) => {
+    if (options.saveAs !== undefined || options.fromDockerfile !== undefined) return saveAsBase(ctx, options);
     let file = findConfig(ctx.cwd, ctx.configOption);
     if (!file) {
       const starter = await writeStarterConfig(ctx.cwd);
@@ -33,3 +48,30 @@ export const createCommand: CommandDef = {
     };
   },
 };
+
+/** `vm create --save-as @name --from-dockerfile PATH`: the build-once step of the base-image workflow. */
+async function saveAsBase(ctx: CommandContext, options: Record<string, unknown>): Promise<CommandResult> {
+  const saveAs = options.saveAs as string | undefined;
+  const dockerfile = options.fromDockerfile as string | undefined;
+  if (!saveAs || !dockerfile) {
+    throw new VmError("USAGE", "--save-as and --from-dockerfile go together", {
+      hint: "vm create --save-as @NAME --from-dockerfile ./Dockerfile",
+      exitCode: ExitCode.usage,
+    });
+  }
+  const name = saveAs.replace(/^@/, "");
+  validateSnapshotName(name);
+  const path = resolve(ctx.cwd, dockerfile);
+  const metadata = await createFromDockerfile(services(ctx), {
+    ref: { scope: "global", name },
+    description: options.description as string,
+    force: options.force === true,
+    dockerfile: path,
+    context: dirname(path),
+    buildArgs: parseBuildArgs(options.buildArg, ctx.env),
+  });
+  return {
+    json: metadata,
+    text: `Saved snapshot @${name} (${metadata.image_tag})\n  use it: vm.box: "@${name}"   |   share it: vm snapshot export @${name}\n`,
+  };
+}

@@ -152,18 +152,18 @@ export class DockerContainerClient implements ContainerClient {
   }
 
   async commit(id: string, options: CommitOptions): Promise<string> {
-    const { config } = options;
+    // The engine merges the container's config into whatever is sent (an empty field takes the container's
+    // value), so resetting fields is done with Dockerfile instructions in `changes`.
     const res = await this.http.json<{ Id: string }>("POST", "/commit", `Committing container ${id}`, {
-      query: { container: id, repo: options.repo, tag: options.tag, comment: options.comment, pause: false },
-      body: {
-        Labels: options.labels,
-        Env: config.env,
-        Cmd: config.cmd,
-        Entrypoint: config.entrypoint,
-        WorkingDir: config.workingDir,
-        User: config.user,
-        ExposedPorts: config.exposedPorts,
+      query: {
+        container: id,
+        repo: options.repo,
+        tag: options.tag,
+        comment: options.comment,
+        pause: false,
+        changes: options.changes,
       },
+      body: { Labels: options.labels },
     });
     return res.Id;
   }

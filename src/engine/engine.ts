@@ -95,7 +95,8 @@ export interface CommitOptions {
   repo: string;
   tag: string;
   labels: Record<string, string>;
-  config: ImageConfig;
+  /** Dockerfile instructions (CMD, ENTRYPOINT, USER, WORKDIR, ...) applied to the committed config. */
+  changes: string[];
   comment?: string;
 }
 

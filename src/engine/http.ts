@@ -9,7 +9,7 @@ const MAX_API_VERSION = "1.45";
 const MIN_API_VERSION = "1.41";
 
 export interface RequestOptions {
-  query?: Record<string, string | number | boolean | undefined>;
+  query?: Record<string, string | number | boolean | string[] | undefined>;
   body?: unknown;
   /** A stream body is sent as-is (chunked); anything else is sent as JSON. */
   stream?: Readable;
@@ -191,7 +191,8 @@ function withQuery(path: string, query: RequestOptions["query"]): string {
   if (!query) return path;
   const params = new URLSearchParams();
   for (const [key, value] of Object.entries(query)) {
-    if (value !== undefined) params.set(key, String(value));
+    if (Array.isArray(value)) for (const item of value) params.append(key, item);
+    else if (value !== undefined) params.set(key, String(value));
   }
   const text = params.toString();
   return text ? `${path}?${text}` : path;

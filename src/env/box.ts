@@ -5,10 +5,14 @@ import type { Config } from "../config/load.ts";
 import type { Engine } from "../engine/engine.ts";
 import { Label, managedLabels } from "../engine/labels.ts";
 import { ExitCode, VmError } from "../errors.ts";
+import { resolveSnapshotImage } from "../snapshot/resolve.ts";
+import type { SnapshotStore } from "../snapshot/store.ts";
 import { boxImageTag } from "./names.ts";
 
 export interface Services {
   engine: Engine;
+  snapshots: SnapshotStore;
+  env: NodeJS.ProcessEnv;
   /** Labels added to everything created (VM_LABELS). */
   extraLabels: Record<string, string>;
   /** Progress and build output for people; goes to stderr. */
@@ -36,19 +40,8 @@ export async function resolveBox(services: Services, config: Config): Promise<Re
     case "image":
       return imageBox(services, box.ref);
     case "snapshot":
-      throw snapshotNotFound(box.name);
+      return resolveSnapshotImage(services.engine, services.snapshots, { scope: "global", name: box.name });
   }
-}
-
-export function snapshotNotFound(name: string): VmError {
-  return new VmError(
-    "SNAPSHOT_NOT_FOUND",
-    `Snapshot '@${name}' not found. Import it first with: vm snapshot import <file>`,
-    {
-      hint: "vm snapshot import <file>",
-      exitCode: ExitCode.notFound,
-    },
-  );
 }
 
 async function buildBox(

@@ -110,7 +110,9 @@ export async function createEnvironment(
       name,
       image: box.image,
       labels,
-      env: config.environment,
+      // vm.yaml's environment is given to each exec instead (vm exec, vm ssh): kept out of the container's
+      // config, it cannot be committed into a snapshot.
+      env: {},
       workingDir: config.project.workspacePath,
       ...(config.user !== undefined ? { user: config.user } : {}),
       hostname: config.project.name,

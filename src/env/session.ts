@@ -45,7 +45,7 @@ export async function runInEnvironment(
     );
   }
   const env = await requireRunning(ctx.engine, config);
-  const extraEnv: Record<string, string> = {};
+  const extraEnv: Record<string, string> = { ...config.environment };
   for (const pair of options.env) {
     const eq = pair.indexOf("=");
     if (eq <= 0)

@@ -1,0 +1,20 @@
+/**
+ * Runs `cleanup` if the process is interrupted (SIGINT, SIGTERM, SIGHUP) while `work` runs, then exits
+ * with the conventional 128+signal code. Used where an interruption would otherwise leave engine state
+ * behind, such as a paused container.
+ */
+export async function guardInterrupts<T>(cleanup: () => Promise<void>, work: () => Promise<T>): Promise<T> {
+  const codes: Record<string, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+  let cleaning: Promise<void> | undefined;
+  const handler = (signal: NodeJS.Signals) => {
+    cleaning ??= cleanup()
+      .catch(() => {})
+      .finally(() => process.exit(codes[signal] ?? 1));
+  };
+  for (const signal of Object.keys(codes)) process.on(signal, handler);
+  try {
+    return await work();
+  } finally {
+    for (const signal of Object.keys(codes)) process.off(signal, handler);
+  }
+}

@@ -1,0 +1,80 @@
+import { EngineError } from "../engine/http.ts";
+import type { Services } from "../env/box.ts";
+import { ExitCode, VmError } from "../errors.ts";
+import type { SnapshotMetadata } from "./metadata.ts";
+import { describeRef, type SnapshotRef } from "./names.ts";
+import type { SnapshotStore } from "./store.ts";
+
+export interface ListFilter {
+  glob?: string;
+  type?: "base" | "project";
+}
+
+/** `*` and `?` wildcards over the whole name. */
+export function globToRegex(glob: string): RegExp {
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
+  return new RegExp(`^${body}$`);
+}
+
+export async function listSnapshots(
+  store: SnapshotStore,
+  filter: ListFilter,
+  onBroken: (file: string, error: Error) => void,
+): Promise<SnapshotMetadata[]> {
+  const all = await store.list(onBroken);
+  const pattern = filter.glob ? globToRegex(filter.glob) : undefined;
+  return all.filter((s) => {
+    if (pattern && !pattern.test(s.name)) return false;
+    if (filter.type === "base" && s.scope !== "global") return false;
+    if (filter.type === "project" && s.scope !== "project") return false;
+    return true;
+  });
+}
+
+export interface DeleteResult {
+  imageRemoved: boolean;
+  users: string[];
+}
+
+/**
+ * Removes a snapshot's metadata and its engine image. A container still using the image stops it,
+ * unless `force`: then the snapshot goes and the image stays until those containers are gone.
+ */
+export async function deleteSnapshot(
+  services: Services,
+  ref: SnapshotRef,
+  metadata: SnapshotMetadata,
+  force: boolean,
+): Promise<DeleteResult> {
+  const { engine } = services;
+  const users = (await engine.containers.list({}))
+    .filter((c) => c.imageId === metadata.engine_image_id)
+    .map((c) => c.name);
+  if (users.length > 0 && !force) {
+    throw new VmError(
+      "SNAPSHOT_IN_USE",
+      `Snapshot '${describeRef(ref)}' is used by container${users.length > 1 ? "s" : ""} ${users.join(", ")}`,
+      {
+        hint: "Remove those environments first (vm destroy in their projects), or use --force to delete the snapshot and keep the image until they are gone",
+        exitCode: ExitCode.conflict,
+      },
+    );
+  }
+  await services.snapshots.remove(ref);
+  let imageRemoved = false;
+  try {
+    const tagged = await engine.images.inspect(metadata.image_tag);
+    if (tagged?.id === metadata.engine_image_id) await engine.images.remove(metadata.image_tag);
+    if (users.length === 0) {
+      await engine.images.remove(metadata.engine_image_id);
+      imageRemoved = true;
+    }
+  } catch (error) {
+    if (!(error instanceof EngineError && (error.status === 404 || error.status === 409))) throw error;
+    imageRemoved = error.status === 404;
+  }
+  return { imageRemoved, users };
+}

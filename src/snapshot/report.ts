@@ -1,0 +1,53 @@
+import { formatBytes } from "../config/units.ts";
+import { platformString, type SnapshotMetadata } from "./metadata.ts";
+
+/** The stable JSON/YAML shape of one `vm snapshot list` row (documented in docs/snapshots.md). */
+export function listRow(s: SnapshotMetadata) {
+  return {
+    name: s.name,
+    type: s.scope === "global" ? "base" : "project",
+    project: s.project,
+    created_at: s.created_at,
+    size_bytes: s.size_bytes,
+    platform: platformString(s.platform),
+    description: s.description,
+    source: s.source,
+    image_id: s.image_id,
+    image_tag: s.image_tag,
+  };
+}
+
+/** `vm snapshot inspect` for people: the metadata, readable. */
+export function describeSnapshot(s: SnapshotMetadata): string {
+  const lines = [
+    `Name:        ${s.scope === "global" ? "@" : ""}${s.name}${s.project ? ` (project ${s.project})` : ""}`,
+    `Description: ${s.description || "-"}`,
+    `Created:     ${s.created_at} (${s.source})`,
+    `Image:       ${s.image_tag}`,
+    `Image ID:    ${s.image_id}`,
+    `Platform:    ${platformString(s.platform)}`,
+    `Size:        ${formatBytes(s.size_bytes)}`,
+  ];
+  const langs = Object.entries(s.languages);
+  lines.push(`Languages:   ${langs.length ? langs.map(([k, v]) => `${k} ${v}`).join(", ") : "-"}`);
+  lines.push(
+    `Tools:       ${s.tools.length ? s.tools.map((t) => `${t.name}${t.version ? "@" + t.version : ""} (${t.source})`).join(", ") : "-"}`,
+  );
+  lines.push(
+    `Packages:    ${s.os_packages.count ? `${s.os_packages.count} (${s.os_packages.manager})` : "-"}`,
+  );
+  if (s.build.dockerfile)
+    lines.push(
+      `Dockerfile:  ${s.build.dockerfile} (sha256 ${s.build.dockerfile_sha256?.slice(0, 12) ?? "?"})`,
+    );
+  else if (s.build.box) lines.push(`Box:         ${s.build.box}`);
+  lines.push(
+    `Built with:  vm ${s.build.vm_version}, Docker ${s.build.engine_version} (${s.build.image_store} image store)`,
+  );
+  if (s.git)
+    lines.push(
+      `Git:         ${s.git.branch ?? "(detached)"} ${s.git.commit.slice(0, 12)}${s.git.dirty ? " (uncommitted changes)" : ""}`,
+    );
+  if (s.inventory_note) lines.push(`Note:        ${s.inventory_note}`);
+  return lines.join("\n") + "\n";
+}
