@@ -35,3 +35,45 @@ export function ensureBusybox(engine: TestEngine): string {
   }
   return BUSYBOX;
 }
+
+export const TOOLS = "vm-test-fixture/tools:1";
+
+/**
+ * busybox plus stand-ins that answer like real toolchains (node, python3, go, a global npm package, a
+ * cargo binary, dpkg-query), so the snapshot inventory can be checked without a registry.
+ */
+export function ensureToolsImage(engine: TestEngine): string {
+  if (dockerTry(engine, ["image", "inspect", TOOLS]).status === 0) return TOOLS;
+  const base = ensureBusybox(engine);
+  const dir = mkdtempSync(join(tmpdir(), "vm-fixture-"));
+  const script = (body: string) => `#!/bin/sh\n${body}\n`;
+  try {
+    writeFileSync(join(dir, "node"), script('echo "v22.11.0"'));
+    writeFileSync(join(dir, "python3"), script('[ "$1" = --version ] && echo "Python 3.13.0"; exit 0'));
+    writeFileSync(join(dir, "go"), script('echo "go version go1.22.1 linux/amd64"'));
+    writeFileSync(join(dir, "npm"), script('[ "$1" = root ] && echo /usr/local/lib/node_modules'));
+    writeFileSync(
+      join(dir, "dpkg-query"),
+      script("printf 'pkg\\tdpkg\\tbash=5.2.15-2\\npkg\\tdpkg\\tcurl=7.88.1-10\\n'"),
+    );
+    writeFileSync(
+      join(dir, "package.json"),
+      '{\n  "name": "@anthropic-ai/claude-code",\n  "version": "1.0.0"\n}\n',
+    );
+    writeFileSync(
+      join(dir, "Dockerfile"),
+      [
+        `FROM ${base}`,
+        "COPY node python3 go npm dpkg-query /usr/local/bin/",
+        "COPY package.json /usr/local/lib/node_modules/@anthropic-ai/claude-code/package.json",
+        "RUN chmod +x /usr/local/bin/* && mkdir -p /root/.cargo/bin && cp /bin/busybox /root/.cargo/bin/cargo-watch",
+        `LABEL ${FIXTURE_LABEL}=tools-1`,
+        "",
+      ].join("\n"),
+    );
+    docker(engine, ["build", "-q", "-t", TOOLS, dir]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return TOOLS;
+}
