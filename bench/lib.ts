@@ -1,0 +1,71 @@
+import { spawnSync, type SpawnSyncOptions } from "node:child_process";
+import { performance } from "node:perf_hooks";
+
+export interface Sample {
+  seconds: number;
+}
+
+/** Runs a command to completion and returns its wall time; throws with its stderr when it fails. */
+export function timed(cmd: string, args: string[], options: SpawnSyncOptions = {}): number {
+  const start = performance.now();
+  const res = spawnSync(cmd, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    maxBuffer: 64 * 1024 * 1024,
+    ...options,
+  });
+  const seconds = (performance.now() - start) / 1000;
+  if (res.status !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} failed (${res.status}): ${String(res.stderr).slice(-2000)}`);
+  }
+  return seconds;
+}
+
+export function run(cmd: string, args: string[], options: SpawnSyncOptions = {}): string {
+  const res = spawnSync(cmd, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+    ...options,
+  });
+  if (res.status !== 0)
+    throw new Error(`${cmd} ${args.join(" ")} failed (${res.status}): ${String(res.stderr).slice(-2000)}`);
+  return String(res.stdout).trim();
+}
+
+export interface Stats {
+  median: number;
+  min: number;
+  max: number;
+  samples: number[];
+}
+
+export function stats(samples: number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, min: sorted[0]!, max: sorted[sorted.length - 1]!, samples };
+}
+
+/**
+ * Alternates contenders round by round (A B C, A B C, ...) so drift in the machine's speed hits all of
+ * them alike; `before`/`after` run untimed around each sample.
+ */
+export function alternate(
+  rounds: number,
+  contenders: { name: string; before?: () => void; measure: () => number; after?: () => void }[],
+): Record<string, Stats> {
+  const samples: Record<string, number[]> = {};
+  for (let round = 0; round < rounds; round++) {
+    for (const c of contenders) {
+      c.before?.();
+      const seconds = c.measure();
+      c.after?.();
+      (samples[c.name] ??= []).push(seconds);
+    }
+  }
+  return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, stats(v)]));
+}
+
+export function fmt(seconds: number): string {
+  return seconds < 1 ? `${(seconds * 1000).toFixed(0)} ms` : `${seconds.toFixed(2)} s`;
+}

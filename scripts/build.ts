@@ -1,0 +1,21 @@
+// Bundles the CLI into one ESM file, dist/vm.mjs: one file to parse and no type stripping is what keeps
+// `vm` starting fast (docs/performance.md). esbuild-wasm: the WebAssembly build needs no install script.
+import { build } from "esbuild-wasm";
+
+const started = Date.now();
+await build({
+  entryPoints: [new URL("../src/bin.ts", import.meta.url).pathname],
+  outfile: new URL("../dist/vm.mjs", import.meta.url).pathname,
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node22.15",
+  minify: true,
+  legalComments: "linked",
+  // commander is CommonJS and requires Node built-ins; an ESM bundle needs a real `require` for that.
+  banner: {
+    js: "import{createRequire as __vmRequire}from'node:module';const require=__vmRequire(import.meta.url);",
+  },
+  logLevel: "warning",
+});
+console.log(`built dist/vm.mjs in ${Date.now() - started} ms`);
