@@ -7,6 +7,9 @@ import { logsCommand } from "../commands/logs.ts";
 import { sshCommand } from "../commands/ssh.ts";
 import { snapshotCreateCommand } from "../commands/snapshot-create.ts";
 import { snapshotDeleteCommand } from "../commands/snapshot-delete.ts";
+import { snapshotExportCommand } from "../commands/snapshot-export.ts";
+import { snapshotImportCommand } from "../commands/snapshot-import.ts";
+import { snapshotVerifyCommand } from "../commands/snapshot-verify.ts";
 import { snapshotInspectCommand } from "../commands/snapshot-inspect.ts";
 import { snapshotListCommand } from "../commands/snapshot-list.ts";
 import { snapshotRestoreCommand } from "../commands/snapshot-restore.ts";
@@ -31,4 +34,7 @@ export const commands: CommandDef[] = [
   snapshotInspectCommand,
   snapshotDeleteCommand,
   snapshotRestoreCommand,
+  snapshotExportCommand,
+  snapshotImportCommand,
+  snapshotVerifyCommand,
 ];

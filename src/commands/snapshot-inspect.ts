@@ -1,5 +1,7 @@
 import type { CommandDef } from "../cli/command.ts";
-import { describeSnapshot } from "../snapshot/report.ts";
+import { existsSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { describeManifest, describeSnapshot } from "../snapshot/report.ts";
 import { findSnapshot } from "../snapshot/resolve.ts";
 import { SnapshotStore } from "../snapshot/store.ts";
 import { currentProject } from "./snapshot-shared.ts";
@@ -14,8 +16,20 @@ export const snapshotInspectCommand: CommandDef = {
       .argument("<name>", "snapshot name (@name: the global one)")
       .option("--project <name>", "look in this project's snapshots"),
   run: async (ctx, args, options) => {
+    if (looksLikeFile(args[0]!, ctx.cwd)) {
+      const { readManifestOnly } = await import("../snapshot/verify-file.ts");
+      const { manifest, compression } = await readManifestOnly(args[0]!, ctx.cwd, ctx.io.stdin as never);
+      return { json: manifest, text: describeManifest(manifest, compression) };
+    }
     const { project } = await currentProject(ctx, options.project);
     const { metadata } = await findSnapshot(SnapshotStore.fromEnv(ctx.env), args[0]!, project);
     return { json: metadata, text: describeSnapshot(metadata) };
   },
 };
+
+/** A snapshot file rather than a name: a path, or a name with an archive extension that exists. */
+function looksLikeFile(arg: string, cwd: string): boolean {
+  if (arg.includes("/") || /\.(tar|gz|tgz|zst)$/.test(arg)) return true;
+  const path = resolve(cwd, arg);
+  return existsSync(path) && statSync(path).isFile();
+}

@@ -83,6 +83,7 @@ export class DockerImageClient implements ImageClient {
       user: raw.Config?.User ?? "",
       workingDir: raw.Config?.WorkingDir ?? "",
       parent: raw.Parent ?? "",
+      layers: raw.RootFS?.Layers ?? [],
       config: {
         env: raw.Config?.Env ?? [],
         cmd: raw.Config?.Cmd ?? null,
@@ -102,6 +103,26 @@ export class DockerImageClient implements ImageClient {
 
   async save(ref: string): Promise<Readable> {
     return this.http.request("GET", `/images/${enc(ref)}/get`, `Saving image ${ref}`);
+  }
+
+  async load(source: Readable): Promise<string[]> {
+    const res = await this.http.request("POST", "/images/load", "Loading the image into the engine", {
+      query: { quiet: true },
+      stream: source,
+      headers: { "Content-Type": "application/x-tar" },
+    });
+    const loaded: string[] = [];
+    try {
+      await consumeJsonStream(res, (m) => {
+        const match = /Loaded image(?: ID)?: (\S+)/.exec(m.stream ?? "");
+        if (match) loaded.push(match[1]!);
+      });
+    } catch (error) {
+      if (error instanceof StreamFailure)
+        throw new VmError("LOAD_FAILED", `The engine refused the image: ${error.engineMessage}`);
+      throw error;
+    }
+    return loaded;
   }
 
   async list(labels: Record<string, string>): Promise<ImageSummary[]> {

@@ -14,6 +14,7 @@ export interface RawImage {
   Id: string;
   RepoTags?: string[] | null;
   Parent?: string;
+  RootFS?: { Layers?: string[] };
   Size?: number;
   Created?: string;
   Os?: string;

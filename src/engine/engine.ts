@@ -23,6 +23,8 @@ export interface ImageClient {
   tag(source: string, repo: string, tag: string): Promise<void>;
   /** The image as `docker save` writes it, streamed. */
   save(ref: string): Promise<Readable>;
+  /** Loads a `docker save` stream; resolves with the IDs and names the engine reports loading. */
+  load(source: Readable): Promise<string[]>;
 }
 
 export interface ContainerClient {
@@ -76,6 +78,8 @@ export interface ImageDetails {
   platform: Platform;
   user: string;
   workingDir: string;
+  /** The layers' diff IDs (sha256 of each uncompressed layer tar), bottom first. */
+  layers: string[];
   /** The image this one was built on, when the engine tracks it (intermediate build steps). */
   parent: string;
   config: ImageConfig;

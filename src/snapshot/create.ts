@@ -237,7 +237,9 @@ async function register(
     tagMoved = true;
     await snapshots.write(ref, metadata);
     await removeQuietly(services, staged);
-    if (old && old.engine_image_id !== image.id) await removeQuietly(services, old.engine_image_id);
+    if (old && old.engine_image_id !== image.id && !(await snapshots.imageShared(old.engine_image_id, ref))) {
+      await removeQuietly(services, old.engine_image_id);
+    }
     return metadata;
   } catch (error) {
     if (tagMoved) {

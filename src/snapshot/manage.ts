@@ -63,12 +63,13 @@ export async function deleteSnapshot(
       },
     );
   }
+  const shared = await services.snapshots.imageShared(metadata.engine_image_id, ref);
   await services.snapshots.remove(ref);
   let imageRemoved = false;
   try {
     const tagged = await engine.images.inspect(metadata.image_tag);
     if (tagged?.id === metadata.engine_image_id) await engine.images.remove(metadata.image_tag);
-    if (users.length === 0) {
+    if (users.length === 0 && !shared) {
       await engine.images.remove(metadata.engine_image_id);
       imageRemoved = true;
     }

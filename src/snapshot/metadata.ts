@@ -35,6 +35,9 @@ export const metadataSchema = z.object({
   }),
   git: z.object({ branch: z.string().nullable(), commit: z.string(), dirty: z.boolean() }).nullable(),
   inventory_note: z.string().optional(),
+  imported: z
+    .object({ at: z.string(), vm_version: z.string(), engine_version: z.string(), original_name: z.string() })
+    .optional(),
 });
 
 export type SnapshotMetadata = z.infer<typeof metadataSchema>;

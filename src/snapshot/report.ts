@@ -1,4 +1,5 @@
 import { formatBytes } from "../config/units.ts";
+import type { Manifest } from "./format.ts";
 import { platformString, type SnapshotMetadata } from "./metadata.ts";
 
 /** The stable JSON/YAML shape of one `vm snapshot list` row (documented in docs/snapshots.md). */
@@ -50,4 +51,22 @@ export function describeSnapshot(s: SnapshotMetadata): string {
     );
   if (s.inventory_note) lines.push(`Note:        ${s.inventory_note}`);
   return lines.join("\n") + "\n";
+}
+
+/** `vm snapshot inspect FILE`: the manifest of an archive, read from its head. */
+export function describeManifest(m: Manifest, compression: string): string {
+  const langs = Object.entries(m.languages);
+  return [
+    `Snapshot file: ${m.snapshot_name} (format ${m.version}, ${compression})`,
+    `Description:   ${m.description || "-"}`,
+    `Created:       ${m.created_at}; exported ${m.exported_at}`,
+    `Image:         ${m.image_digest}`,
+    `Platform:      ${m.platform}`,
+    `Size:          ${formatBytes(m.size_bytes)} in the engine, ${m.layers.length} layers`,
+    `Languages:     ${langs.length ? langs.map(([k, v]) => `${k} ${v}`).join(", ") : "-"}`,
+    `Tools:         ${m.tools.length ? m.tools.join(", ") : "-"}`,
+    `Exported by:   vm ${m.vm_version}, Docker ${m.engine.version} (${m.engine.image_store} image store)`,
+    `Import it:     vm snapshot import <file>   then   vm.box: "@${m.snapshot_name}"`,
+    "",
+  ].join("\n");
 }

@@ -65,6 +65,20 @@ export class SnapshotStore {
    * Writes a snapshot's metadata into place: staged in a folder of its own, fsynced, then renamed over
    * the target. An existing snapshot is moved aside only once the new one is complete.
    */
+  /** Whether any snapshot other than `except` uses this engine image. */
+  async imageShared(engineImageId: string, except: SnapshotRef): Promise<boolean> {
+    const others = await this.list();
+    return others.some(
+      (s) =>
+        s.engine_image_id === engineImageId &&
+        !(
+          s.name === except.name &&
+          s.scope === except.scope &&
+          (except.scope === "global" || s.project === except.project)
+        ),
+    );
+  }
+
   async write(ref: SnapshotRef, metadata: SnapshotMetadata): Promise<void> {
     const staging = await this.stagingDir();
     try {

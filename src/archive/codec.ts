@@ -1,0 +1,245 @@
+import { availableParallelism } from "node:os";
+import { PassThrough, type Transform } from "node:stream";
+import zlib from "node:zlib";
+import { ExitCode, VmError } from "../errors.ts";
+
+export type Compression = "gzip" | "zstd" | "none";
+
+const defaultChunkSize: Record<Compression, number> = { gzip: 1 << 20, zstd: 4 << 20, none: 1 << 20 };
+const levels = { gzip: { min: 1, max: 9, default: 6 }, zstd: { min: 1, max: 22, default: 3 } };
+
+type Compress = (chunk: Buffer) => Promise<Buffer>;
+
+function compressorFor(compression: Compression, level: number | undefined): Compress {
+  if (compression === "none") return async (chunk) => chunk;
+  const range = levels[compression];
+  const chosen = level ?? range.default;
+  if (!Number.isInteger(chosen) || chosen < range.min || chosen > range.max) {
+    throw new VmError("COMPRESSION_LEVEL_INVALID", `${compression} level ${chosen} is not supported`, {
+      hint: `Use a whole number from ${range.min} to ${range.max}.`,
+      exitCode: ExitCode.usage,
+    });
+  }
+  const { ZSTD_c_compressionLevel, ZSTD_c_checksumFlag } = zlib.constants;
+  // A checksum per frame, as the zstd CLI writes, so `zstd -t` can check an archive on its own.
+  const zstdOptions = { params: { [ZSTD_c_compressionLevel]: chosen, [ZSTD_c_checksumFlag]: 1 } };
+  return (chunk) =>
+    new Promise((resolve, reject) => {
+      const done = (error: Error | null, out: Buffer) => {
+        if (error === null) return resolve(out);
+        const message = `${compression} compression failed: ${error.message}`;
+        reject(new VmError("COMPRESSION_FAILED", message, { cause: error }));
+      };
+      if (compression === "gzip") zlib.gzip(chunk, { level: chosen }, done);
+      else zlib.zstdCompress(chunk, zstdOptions, done);
+    });
+}
+
+/**
+ * Compresses on several cores the way pigz does: the input is cut into chunks, each chunk becomes an
+ * independent gzip member or zstd frame compressed on libuv's threadpool, and the results are written in
+ * input order. Await each call before making the next.
+ */
+export class ChunkedCompressor {
+  readonly #compression: Compression;
+  readonly #compress: Compress;
+  readonly #write: (compressed: Buffer) => Promise<void>;
+  readonly #chunkSize: number;
+  readonly #concurrency: number;
+  #fill: Buffer;
+  readonly #spare: Buffer[] = [];
+  #filled = 0;
+  /** One entry per chunk handed to zlib and not yet written; each settles (never rejects) once written. */
+  readonly #inFlight: Promise<void>[] = [];
+  #tail: Promise<void> = Promise.resolve();
+  #chunks = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
+  #failure: { error: unknown } | undefined;
+  #busy = false;
+  #ended = false;
+
+  constructor(options: {
+    compression: Compression;
+    level?: number;
+    chunkSize?: number;
+    concurrency?: number;
+    write: (compressed: Buffer) => Promise<void>;
+  }) {
+    this.#compression = options.compression;
+    this.#compress = compressorFor(options.compression, options.level);
+    this.#write = options.write;
+    this.#chunkSize = options.chunkSize ?? defaultChunkSize[options.compression];
+    this.#concurrency = options.concurrency ?? Math.max(2, availableParallelism());
+    if (!(this.#chunkSize >= 1) || !(this.#concurrency >= 1))
+      throw new Error("chunkSize and concurrency must be >= 1");
+    this.#fill = Buffer.allocUnsafe(this.#chunkSize);
+  }
+
+  get bytesIn(): number {
+    return this.#bytesIn;
+  }
+
+  get bytesOut(): number {
+    return this.#bytesOut;
+  }
+
+  /** Adds uncompressed bytes (copied, so the caller may reuse `data`). Resolves when more may be pushed. */
+  push(data: Uint8Array): Promise<void> {
+    return this.#exclusive(async () => {
+      if (this.#ended) throw new Error("ChunkedCompressor.push after end()");
+      let offset = 0;
+      while (offset < data.length) {
+        const n = Math.min(this.#chunkSize - this.#filled, data.length - offset);
+        this.#fill.set(data.subarray(offset, offset + n), this.#filled);
+        this.#filled += n;
+        offset += n;
+        this.#bytesIn += n;
+        if (this.#filled === this.#chunkSize) await this.#dispatch();
+      }
+    });
+  }
+
+  /** Compresses what is pending and waits until all of it is written; the next write starts a new member. */
+  flush(): Promise<void> {
+    return this.#exclusive(() => this.#drain(false));
+  }
+
+  /** flush(), then no more push. */
+  end(): Promise<void> {
+    return this.#exclusive(async () => {
+      this.#ended = true;
+      await this.#drain(true);
+    });
+  }
+
+  async #exclusive(body: () => Promise<void>): Promise<void> {
+    if (this.#busy) throw new Error("ChunkedCompressor: await each call before making the next");
+    this.#busy = true;
+    try {
+      this.#throwIfFailed();
+      await body();
+      this.#throwIfFailed();
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #drain(final: boolean): Promise<void> {
+    // An empty file is not a valid gzip or zstd stream, so an archive with no bytes still gets one member.
+    const emptyStream = final && this.#chunks === 0 && this.#compression !== "none";
+    if (this.#filled > 0 || emptyStream) await this.#dispatch();
+    await this.#tail;
+  }
+
+  async #dispatch(): Promise<void> {
+    while (this.#inFlight.length >= this.#concurrency) await this.#inFlight[0];
+    this.#throwIfFailed();
+    const input = this.#fill;
+    const compressed = this.#compress(input.subarray(0, this.#filled));
+    // Reusing input buffers spares page-faulting in a fresh chunk each time (zstd is fast enough to notice).
+    // "none" hands the input itself to write, which may keep it. The rejection handler also keeps a
+    // rejection that arrives before the write chain awaits it from counting as unhandled.
+    const recycle = () => {
+      if (this.#compression !== "none") this.#spare.push(input);
+    };
+    compressed.then(recycle, recycle);
+    this.#fill = this.#spare.pop() ?? Buffer.allocUnsafe(this.#chunkSize);
+    this.#filled = 0;
+    this.#chunks++;
+    const written = this.#tail.then(async () => {
+      try {
+        const out = await compressed;
+        if (this.#failure !== undefined) return;
+        await this.#write(out);
+        this.#bytesOut += out.length;
+      } catch (error) {
+        this.#failure ??= { error };
+      } finally {
+        void this.#inFlight.shift();
+      }
+    });
+    this.#inFlight.push(written);
+    this.#tail = written;
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure !== undefined) throw this.#failure.error;
+  }
+}
+
+const MAX_STORED = 0xffff;
+
+/** Bytes that storedBlock(compression, data) produces for n bytes of data. */
+export function storedBlockSize(compression: Compression, n: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > MAX_STORED) throw new Error(`stored block of ${n} bytes`);
+  if (compression === "gzip") return 10 + 5 + n + 8;
+  // magic 4 + frame header descriptor 1 + content size 1 or 2 + block header 3
+  if (compression === "zstd") return (n < 256 ? 9 : 10) + n;
+  return n;
+}
+
+/**
+ * Wraps `data` in a gzip member or zstd frame that stores it uncompressed, so its encoded size depends
+ * only on data.length: a writer can reserve the space and fill it in later.
+ */
+export function storedBlock(compression: Compression, data: Buffer): Buffer {
+  const n = data.length;
+  const out = Buffer.alloc(storedBlockSize(compression, n));
+  if (compression === "none") {
+    data.copy(out);
+  } else if (compression === "gzip") {
+    out.set([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]); // deflate, no flags, no mtime, OS unix
+    out[10] = 0x01; // BFINAL=1, BTYPE=00 (stored); the rest of the byte is padding
+    out.writeUInt16LE(n, 11);
+    out.writeUInt16LE(~n & 0xffff, 13);
+    data.copy(out, 15);
+    out.writeUInt32LE(zlib.crc32(data), 15 + n);
+    out.writeUInt32LE(n, 19 + n);
+  } else {
+    out.writeUInt32LE(0xfd2fb528, 0);
+    // Single_Segment (window = content size, no window descriptor), no checksum, no dictionary.
+    // Frame_Content_Size_flag 0 means a 1-byte size; 1 means 2 bytes holding size - 256.
+    let at = 5;
+    if (n < 256) {
+      out[4] = 0x20;
+      out[at++] = n;
+    } else {
+      out[4] = 0x60;
+      out.writeUInt16LE(n - 256, at);
+      at += 2;
+    }
+    out.writeUIntLE((n << 3) | 1, at, 3); // Block_Size, Block_Type 0 (Raw), Last_Block
+    data.copy(out, at + 3);
+  }
+  return out;
+}
+
+export function detectCompression(head: Buffer): Compression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "gzip";
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return "zstd";
+  return "none";
+}
+
+/** Decodes a whole stream, including every member or frame of a multi-member one. */
+export function createDecompressor(compression: Compression): Transform {
+  if (compression === "gzip") return zlib.createGunzip();
+  if (compression === "zstd") return zlib.createZstdDecompress();
+  return new PassThrough();
+}
+
+export function compressionForPath(path: string): Compression | undefined {
+  const lower = path.toLowerCase();
+  if (lower.endsWith(".gz") || lower.endsWith(".tgz")) return "gzip";
+  if (lower.endsWith(".zst")) return "zstd";
+  if (lower.endsWith(".tar")) return "none";
+  return undefined;
+}
+
+export function extensionFor(compression: Compression): string {
+  return compression === "gzip"
+    ? ".snapshot.tar.gz"
+    : compression === "zstd"
+      ? ".snapshot.tar.zst"
+      : ".snapshot.tar";
+}

@@ -1,0 +1,125 @@
+import { once } from "node:events";
+import { open, rename, unlink, type FileHandle } from "node:fs/promises";
+import type { Writable } from "node:stream";
+import { formatBytes } from "../config/units.ts";
+import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
+import { tempPathFor } from "./atomic.ts";
+
+/** Where an archive's bytes go: a file (seekable, so headers can be filled in later) or a stream. */
+export interface Sink {
+  readonly position: number;
+  readonly seekable: boolean;
+  write(data: Buffer): Promise<void>;
+  writeAt(data: Buffer, position: number): Promise<void>;
+}
+
+/**
+ * Writes to a temporary file beside the target and renames it into place on commit, so the target path
+ * never holds a partial archive; abort removes the temporary file.
+ */
+export class FileSink implements Sink {
+  readonly target: string;
+  readonly temp: string;
+  readonly seekable = true;
+  position = 0;
+  private readonly handle: FileHandle;
+  private readonly expectedBytes: number | undefined;
+
+  private constructor(target: string, temp: string, handle: FileHandle, expectedBytes: number | undefined) {
+    this.target = target;
+    this.temp = temp;
+    this.handle = handle;
+    this.expectedBytes = expectedBytes;
+  }
+
+  static async create(target: string, expectedBytes?: number): Promise<FileSink> {
+    const temp = tempPathFor(target);
+    try {
+      return new FileSink(target, temp, await open(temp, "wx", 0o644), expectedBytes);
+    } catch (error) {
+      throw fileError(error, target, 0, expectedBytes);
+    }
+  }
+
+  async write(data: Buffer): Promise<void> {
+    await this.writeAt(data, this.position);
+    this.position += data.length;
+  }
+
+  async writeAt(data: Buffer, position: number): Promise<void> {
+    try {
+      let done = 0;
+      while (done < data.length) {
+        const { bytesWritten } = await this.handle.write(data, done, data.length - done, position + done);
+        done += bytesWritten;
+      }
+    } catch (error) {
+      throw fileError(error, this.target, this.position, this.expectedBytes);
+    }
+  }
+
+  async commit(): Promise<void> {
+    try {
+      await this.handle.sync();
+      await this.handle.close();
+      await rename(this.temp, this.target);
+    } catch (error) {
+      await unlink(this.temp).catch(() => {});
+      throw fileError(error, this.target, this.position, this.expectedBytes);
+    }
+  }
+
+  async abort(): Promise<void> {
+    await this.handle.close().catch(() => {});
+    await unlink(this.temp).catch(() => {});
+  }
+}
+
+/** A stream such as stdout: not seekable, so entries of unknown size are spooled first. */
+export class StreamSink implements Sink {
+  readonly seekable = false;
+  position = 0;
+  private readonly stream: Writable;
+
+  constructor(stream: Writable) {
+    this.stream = stream;
+  }
+
+  async write(data: Buffer): Promise<void> {
+    this.position += data.length;
+    if (!this.stream.write(data)) await once(this.stream, "drain");
+  }
+
+  writeAt(): Promise<void> {
+    return Promise.reject(new Error("a stream sink cannot write at a position"));
+  }
+}
+
+export function fileError(
+  error: unknown,
+  path: string,
+  written: number,
+  expected: number | undefined,
+): unknown {
+  const code = systemErrorCode(error);
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    const need = expected ? `; about ${formatBytes(expected)} are needed` : "";
+    return new VmError(
+      "NO_SPACE",
+      `No space left on the device while writing ${path} (${formatBytes(written)} written${need})`,
+      {
+        hint: "Free some space or write elsewhere with --output PATH; nothing was left at the target path",
+        exitCode: ExitCode.failure,
+        cause: error,
+      },
+    );
+  }
+  if (code === "EACCES" || code === "EROFS" || code === "ENOENT" || code === "EISDIR") {
+    return new VmError("OUTPUT_UNWRITABLE", `Cannot write ${path} (${code})`, {
+      hint: "Choose a folder you can write to with --output PATH",
+      exitCode: ExitCode.failure,
+      cause: error,
+    });
+  }
+  return error;
+}

@@ -1,0 +1,101 @@
+import { join } from "node:path";
+import { homedir } from "node:os";
+import { services } from "../cli/context.ts";
+import type { CommandDef } from "../cli/command.ts";
+import { Progress, formatDuration } from "../cli/progress.ts";
+import { compressionForPath, type Compression } from "../archive/codec.ts";
+import { formatBytes } from "../config/units.ts";
+import { ExitCode, VmError } from "../errors.ts";
+import { exportSnapshot, formatFindings } from "../snapshot/export.ts";
+import { currentProject } from "./snapshot-shared.ts";
+
+export const snapshotExportCommand: CommandDef = {
+  path: ["snapshot", "export"],
+  summary: "Write a snapshot to one verified, portable file (gzip by default; zstd; or plain tar)",
+  usesConfig: true,
+  configure: (cmd) =>
+    cmd
+      .argument("<name>", "snapshot name (@name: the global one)")
+      .option(
+        "-o, --output <file>",
+        "where to write it; - for standard output (default ./<name>.snapshot.tar.gz)",
+      )
+      .option("--compression <kind>", "gzip, zstd or none (default: from --output's extension, else gzip)")
+      .option("--compress <level>", "compression level: 1-9 for gzip (default 6), 1-19 for zstd (default 3)")
+      .option("--include-volumes", "also include the project's named volumes (not supported yet)")
+      .option("--fail-on-secrets", "refuse to export when the image holds likely secrets")
+      .option("--project <name>", "export this project's snapshot of that name"),
+  run: async (ctx, args, options) => {
+    if (options.includeVolumes) {
+      throw new VmError(
+        "NOT_SUPPORTED",
+        "--include-volumes is not supported yet: volumes are not part of snapshot files",
+        {
+          hint: "Export without it; copy volume data separately (docker run --rm -v VOLUME:/v ... tar)",
+          exitCode: ExitCode.usage,
+        },
+      );
+    }
+    const output = options.output as string | undefined;
+    const compression = chooseCompression(options.compression as string | undefined, output);
+    const level = parseLevel(options.compress as string | undefined, compression);
+    const { project } = await currentProject(ctx, options.project);
+    const progress = new Progress(ctx.io.stderr, `Exporting ${args[0]!}`);
+    const started = Date.now();
+    const result = await exportSnapshot(services(ctx), {
+      name: args[0]!,
+      project,
+      output,
+      stdout: ctx.io.stdout,
+      cwd: ctx.cwd,
+      compression,
+      ...(level !== undefined ? { level } : {}),
+      failOnSecrets: options.failOnSecrets === true,
+      spoolDir: join(ctx.env.XDG_CACHE_HOME || join(ctx.env.HOME || homedir(), ".cache"), "vm"),
+      onStart: ({ total }) => progress.setTotal(total),
+      onBytes: (n) => progress.tick(n),
+    });
+    progress.finish();
+    if (result.secrets.length > 0) {
+      ctx.io.stderr.write(
+        `Warning: the image holds likely secrets; whoever gets the file can read them:\n${formatFindings(result.secrets)}\n`,
+      );
+    }
+    const summary =
+      `Exported ${result.name} to ${result.target === "-" ? "standard output" : result.target}: ` +
+      `${formatBytes(result.bytesWritten)} (image ${formatBytes(result.imageBytes)}, ${compression}) in ${formatDuration(Date.now() - started)}\n` +
+      `  import it on another machine: vm snapshot import ${result.target === "-" ? "-" : result.target.split("/").pop()}\n` +
+      `  then use it in vm.yaml:       vm.box: "@${result.name}"\n`;
+    if (result.target === "-") {
+      ctx.io.stderr.write(summary);
+      return {};
+    }
+    return { text: summary };
+  },
+};
+
+function chooseCompression(option: string | undefined, output: string | undefined): Compression {
+  if (option !== undefined) {
+    if (option !== "gzip" && option !== "zstd" && option !== "none") {
+      throw new VmError("USAGE", `--compression must be gzip, zstd or none, not '${option}'`, {
+        exitCode: ExitCode.usage,
+      });
+    }
+    return option;
+  }
+  return (output && output !== "-" ? compressionForPath(output) : undefined) ?? "gzip";
+}
+
+function parseLevel(value: string | undefined, compression: Compression): number | undefined {
+  if (value === undefined) return undefined;
+  const level = Number(value);
+  const max = compression === "zstd" ? 19 : 9;
+  if (!Number.isInteger(level) || level < 1 || level > max) {
+    throw new VmError(
+      "USAGE",
+      `--compress must be a whole number from 1 to ${max} for ${compression}, not '${value}'`,
+      { exitCode: ExitCode.usage },
+    );
+  }
+  return level;
+}

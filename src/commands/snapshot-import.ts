@@ -1,0 +1,49 @@
+import { services } from "../cli/context.ts";
+import type { CommandDef } from "../cli/command.ts";
+import { confirm } from "../cli/prompt.ts";
+import { Progress, formatDuration } from "../cli/progress.ts";
+import { importSnapshot } from "../snapshot/import.ts";
+
+export const snapshotImportCommand: CommandDef = {
+  path: ["snapshot", "import"],
+  summary: "Import a snapshot file (or - for standard input) as a global snapshot, checking every byte",
+  configure: (cmd) =>
+    cmd
+      .argument("<file>", "the snapshot file, or - to read standard input")
+      .option("--name <name>", "import under another name")
+      .option("--verify", "check the whole file before touching the engine at all")
+      .option("-f, --force", "replace a snapshot of that name (only once the new one is complete)")
+      .option("-y, --yes", "do not ask; import even when the platform differs"),
+  run: async (ctx, args, options) => {
+    const progress = new Progress(ctx.io.stderr, `Importing ${args[0]!}`);
+    const interactive = ctx.io.stdin.isTTY === true && ctx.io.stderr.isTTY === true && args[0] !== "-";
+    const started = Date.now();
+    const result = await importSnapshot(services(ctx), {
+      input: args[0]!,
+      stdin: ctx.io.stdin,
+      cwd: ctx.cwd,
+      ...(typeof options.name === "string" ? { name: options.name } : {}),
+      force: options.force === true,
+      verify: options.verify === true,
+      yes: options.yes === true,
+      confirm: interactive
+        ? (question) => {
+            progress.finish();
+            return confirm(ctx.io, question);
+          }
+        : undefined,
+      onStart: ({ total }) => {
+        if (total !== undefined) progress.setTotal(total);
+      },
+      onBytes: (n) => progress.tick(n),
+      onWarning: (text) => ctx.io.stderr.write(text),
+    });
+    progress.finish();
+    const how = result.loaded ? "loaded and verified" : "verified; the engine already had the image";
+    return {
+      text:
+        `Imported snapshot @${result.name} (${how}) in ${formatDuration(Date.now() - started)}\n` +
+        `  use it in vm.yaml: vm.box: "@${result.name}"\n`,
+    };
+  },
+};

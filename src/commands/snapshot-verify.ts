@@ -1,0 +1,30 @@
+import type { CommandDef } from "../cli/command.ts";
+import { Progress } from "../cli/progress.ts";
+import { formatBytes } from "../config/units.ts";
+import { verifyArchiveFile } from "../snapshot/verify-file.ts";
+
+export const snapshotVerifyCommand: CommandDef = {
+  path: ["snapshot", "verify"],
+  summary: "Check every digest in a snapshot file, without an engine",
+  json: true,
+  configure: (cmd) => cmd.argument("<file>", "the snapshot file"),
+  run: async (ctx, args) => {
+    const progress = new Progress(ctx.io.stderr, `Verifying ${args[0]!}`);
+    const contents = await verifyArchiveFile(args[0]!, ctx.cwd, (n) => progress.tick(n));
+    progress.finish();
+    const { manifest } = contents;
+    const image = contents.read.find((e) => e.path === "images/base.tar");
+    return {
+      json: {
+        ok: true,
+        snapshot: manifest.snapshot_name,
+        image_digest: manifest.image_digest,
+        compression: contents.compression,
+        entries: contents.read,
+      },
+      text:
+        `OK: ${args[0]!} is intact (${contents.read.length} entries, every sha256 matched; ${contents.compression})\n` +
+        `  snapshot ${manifest.snapshot_name}, image ${manifest.image_digest}, ${manifest.platform}, image tar ${formatBytes(image?.size ?? 0)}\n`,
+    };
+  },
+};

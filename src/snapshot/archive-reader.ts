@@ -1,0 +1,223 @@
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { PassThrough, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import tar from "tar-stream";
+import { VmError } from "../errors.ts";
+import { createDecompressor, detectCompression, type Compression } from "../archive/codec.ts";
+import {
+  ENTRY,
+  HEAD_ENTRIES,
+  MAX_MANIFEST_BYTES,
+  MAX_SMALL_ENTRY_BYTES,
+  checksumsSchema,
+  invalidArchive,
+  parseManifest,
+  type Checksums,
+  type EntryDigestRecord,
+  type Manifest,
+} from "./format.ts";
+
+export interface ReadHandlers {
+  /** Called once manifest.json has been read and parsed (it is always the first entry). */
+  onManifest?: (manifest: Manifest) => Promise<void>;
+  /**
+   * Called with images/base.tar as a stream. Return "skip" without touching it to stop reading the file
+   * there (nothing after the head is needed); otherwise consume it to the end.
+   */
+  onImage?: (image: Readable, size: number) => Promise<"consumed" | "skip">;
+}
+
+export interface ArchiveContents {
+  compression: Compression;
+  manifest: Manifest;
+  manifestRaw: Buffer;
+  small: Map<string, Buffer>;
+  /** Every entry read, with the size and sha256 of the bytes actually read. */
+  read: EntryDigestRecord[];
+  checksums: Checksums | undefined;
+  stoppedAtImage: boolean;
+}
+
+const ALLOWED = new Set<string>([...Object.values(ENTRY)]);
+
+/**
+ * Reads a snapshot file in one pass: it refuses anything but the entries the format defines (no links,
+ * devices, duplicates or paths outside the archive's folders), hashes every entry as it passes, and hands
+ * the image to `onImage` as a stream. It checks the archive's shape; `verifyContents` checks the digests.
+ */
+export async function readSnapshotArchive(
+  input: Readable,
+  handlers: ReadHandlers = {},
+): Promise<ArchiveContents> {
+  const { compression, stream } = await sniff(input);
+  const extract = tar.extract();
+  const contents: Partial<ArchiveContents> & { small: Map<string, Buffer>; read: EntryDigestRecord[] } = {
+    compression,
+    small: new Map(),
+    read: [],
+    stoppedAtImage: false,
+  };
+  const seen = new Set<string>();
+  const feeding = pipeline(stream, createDecompressor(compression), extract).catch((error: unknown) => {
+    if (contents.stoppedAtImage) return;
+    throw decodeError(error);
+  });
+  try {
+    for await (const entry of extract) {
+      const { name, type, size = 0 } = entry.header;
+      if (type !== "file")
+        throw invalidArchive(
+          `Entry '${name}' is a ${type ?? "special entry"}; snapshot files hold only regular files`,
+        );
+      if (!ALLOWED.has(name)) throw invalidArchive(`Unexpected entry '${name}' in the snapshot file`);
+      if (seen.has(name)) throw invalidArchive(`Entry '${name}' appears twice in the snapshot file`);
+      if (seen.size === 0 && name !== ENTRY.manifest)
+        throw invalidArchive(`The snapshot file must start with manifest.json, not '${name}'`);
+      if (contents.checksums)
+        throw invalidArchive(`Entry '${name}' comes after checksums.json, which must be last`);
+      seen.add(name);
+      if (name === ENTRY.image) {
+        const outcome = await readImage(entry as unknown as Readable, size, contents, handlers);
+        if (outcome === "skip") {
+          contents.stoppedAtImage = true;
+          input.destroy();
+          break;
+        }
+        continue;
+      }
+      const limit = name === ENTRY.manifest ? MAX_MANIFEST_BYTES : MAX_SMALL_ENTRY_BYTES;
+      if (size > limit)
+        throw invalidArchive(
+          `Entry '${name}' is ${size} bytes, more than the ${limit} a snapshot file allows`,
+        );
+      const data = await collect(entry as unknown as Readable);
+      contents.read.push({ path: name, size: data.length, sha256: sha256(data) });
+      if (name === ENTRY.manifest) {
+        contents.manifestRaw = data;
+        contents.manifest = parseManifest(data);
+        await handlers.onManifest?.(contents.manifest);
+      } else if (name === ENTRY.checksums) {
+        contents.checksums = parseChecksums(data);
+      } else {
+        contents.small.set(name, data);
+      }
+    }
+    // Stopping early destroys the input, and the pipeline of the remaining streams may never settle then.
+    if (contents.stoppedAtImage) feeding.catch(() => {});
+    else await feeding;
+  } catch (error) {
+    input.destroy();
+    await feeding.catch(() => {});
+    throw decodeError(error);
+  }
+  if (!contents.manifest || !contents.manifestRaw)
+    throw invalidArchive("The file holds no manifest.json: it is not a vm snapshot");
+  return contents as ArchiveContents;
+}
+
+async function readImage(
+  entry: Readable,
+  size: number,
+  contents: Partial<ArchiveContents> & { read: EntryDigestRecord[] },
+  handlers: ReadHandlers,
+): Promise<"consumed" | "skip"> {
+  const manifest = contents.manifest;
+  if (!manifest) throw invalidArchive("images/base.tar comes before manifest.json");
+  // A decompression bomb claims a huge entry; an image is never much bigger than the size recorded for it.
+  const cap = manifest.size_bytes * 2 + 256 * 1024 * 1024;
+  if (size > cap)
+    throw invalidArchive(
+      `images/base.tar claims ${size} bytes, far more than the ${manifest.size_bytes} the manifest records for the image`,
+    );
+  const hash = createHash("sha256");
+  let seen = 0;
+  const counted = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const pump = (async () => {
+    for await (const chunk of entry) {
+      hash.update(chunk as Buffer);
+      seen += (chunk as Buffer).length;
+      if (!counted.write(chunk)) await once(counted, "drain");
+    }
+    counted.end();
+  })();
+  pump.catch((error: unknown) => counted.destroy(error as Error));
+  const outcome = handlers.onImage
+    ? await handlers.onImage(counted, size)
+    : (counted.resume(), "consumed" as const);
+  if (outcome === "skip") {
+    counted.destroy();
+    return "skip";
+  }
+  await pump;
+  contents.read.push({ path: ENTRY.image, size: seen, sha256: hash.digest("hex") });
+  return "consumed";
+}
+
+/** Reads the first bytes to tell gzip, zstd and plain tar apart, then hands back a stream of all of it. */
+async function sniff(input: Readable): Promise<{ compression: Compression; stream: Readable }> {
+  const head = await new Promise<Buffer>((resolve, reject) => {
+    const onReadable = () => {
+      const chunk = input.read() as Buffer | null;
+      if (chunk === null) return;
+      cleanup();
+      resolve(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(Buffer.alloc(0));
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    const cleanup = () => {
+      input.off("readable", onReadable);
+      input.off("end", onEnd);
+      input.off("error", onError);
+    };
+    input.on("readable", onReadable);
+    input.once("end", onEnd);
+    input.once("error", onError);
+  });
+  if (head.length === 0) throw invalidArchive("The file is empty");
+  input.unshift(head);
+  return { compression: detectCompression(head), stream: input };
+}
+
+function decodeError(error: unknown): unknown {
+  if (error instanceof VmError) return error;
+  const message = (error as Error).message ?? String(error);
+  if (
+    /incorrect header check|invalid|unexpected end|Unknown frame|corrupt|Z_DATA_ERROR|Z_BUF_ERROR|ZSTD|truncated|header/i.test(
+      message,
+    )
+  ) {
+    return invalidArchive(`The snapshot file cannot be read: ${message}`);
+  }
+  return error;
+}
+
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function sha256(data: Buffer): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+function parseChecksums(raw: Buffer): Checksums {
+  let data: unknown;
+  try {
+    data = JSON.parse(raw.toString("utf8"));
+  } catch {
+    throw invalidArchive("checksums.json is not valid JSON");
+  }
+  const result = checksumsSchema.safeParse(data);
+  if (!result.success) throw invalidArchive("checksums.json is not a vm checksum list");
+  return result.data;
+}
+
+export { HEAD_ENTRIES };

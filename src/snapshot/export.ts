@@ -1,0 +1,159 @@
+import { once } from "node:events";
+import { mkdir } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import type { Writable } from "node:stream";
+import { extensionFor, type Compression } from "../archive/codec.ts";
+import { FileSink, StreamSink } from "../archive/sink.ts";
+import { ArchiveWriter, sha256 } from "../archive/writer.ts";
+import type { Services } from "../env/box.ts";
+import { ExitCode, VmError } from "../errors.ts";
+import { checkFault } from "../faults.ts";
+import { guardInterrupts } from "../interrupt.ts";
+import { VERSION } from "../version.ts";
+import { ENTRY, FORMAT_VERSION, HEAD_ENTRIES, documents, type Checksums, type Manifest } from "./format.ts";
+import { platformString } from "./metadata.ts";
+import { describeRef } from "./names.ts";
+import { findSnapshot } from "./resolve.ts";
+import { SecretScanner, type SecretFinding } from "./secrets.ts";
+
+export interface ExportOptions {
+  name: string;
+  project: string | undefined;
+  /** A path, or "-" for the given stream. */
+  output: string | undefined;
+  stdout: Writable;
+  cwd: string;
+  compression: Compression;
+  level?: number;
+  failOnSecrets: boolean;
+  spoolDir: string;
+  onStart: (info: { total: number; target: string }) => void;
+  onBytes: (n: number) => void;
+}
+
+export interface ExportResult {
+  target: string;
+  name: string;
+  bytesWritten: number;
+  imageBytes: number;
+  secrets: SecretFinding[];
+  manifest: Manifest;
+}
+
+/** `vm snapshot export`: engine → archive → file, one pass over the image, written atomically. */
+export async function exportSnapshot(services: Services, options: ExportOptions): Promise<ExportResult> {
+  const { engine } = services;
+  const { ref, metadata } = await findSnapshot(services.snapshots, options.name, options.project);
+  const image = await engine.images.inspect(metadata.engine_image_id);
+  if (!image) {
+    throw new VmError(
+      "SNAPSHOT_IMAGE_MISSING",
+      `Snapshot ${describeRef(ref)} is registered, but the engine no longer has its image ${metadata.image_tag}`,
+      {
+        hint: "Re-create the snapshot (vm snapshot create --force) or import it again",
+        exitCode: ExitCode.notFound,
+      },
+    );
+  }
+  const info = await engine.info();
+  const toStdout = options.output === "-";
+  const target = toStdout
+    ? "-"
+    : resolve(options.cwd, options.output ?? `${ref.name}${extensionFor(options.compression)}`);
+
+  const docs = documents(metadata, ref.name);
+  const manifest: Manifest = {
+    format: "vm-snapshot",
+    version: FORMAT_VERSION,
+    snapshot_name: ref.name,
+    created_at: metadata.created_at,
+    exported_at: new Date().toISOString(),
+    description: metadata.description,
+    image_digest: metadata.image_id,
+    platform: platformString(metadata.platform),
+    size_bytes: metadata.size_bytes,
+    languages: metadata.languages,
+    tools: metadata.tools.map((t) => t.name),
+    vm_version: VERSION,
+    engine: { version: info.serverVersion, image_store: info.imageStore },
+    image_tag: metadata.image_tag,
+    source_image_id: metadata.engine_image_id,
+    layers: image.layers,
+    entries: HEAD_ENTRIES.map((path) => ({ path, size: docs[path]!.length, sha256: sha256(docs[path]!) })),
+    streamed: [ENTRY.image],
+    checksums: ENTRY.checksums,
+  };
+  const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + "\n");
+
+  if (!toStdout) await mkdir(dirname(target), { recursive: true });
+  const sink = toStdout ? new StreamSink(options.stdout) : await FileSink.create(target, metadata.size_bytes);
+  const abort = async () => {
+    if (sink instanceof FileSink) await sink.abort();
+  };
+  options.onStart({ total: metadata.size_bytes, target });
+  return guardInterrupts(abort, async () => {
+    try {
+      const writer = new ArchiveWriter({
+        sink,
+        compression: options.compression,
+        ...(options.level !== undefined ? { level: options.level } : {}),
+        spoolDir: options.spoolDir,
+      });
+      await writer.addBuffer(ENTRY.manifest, manifestBytes);
+      for (const path of HEAD_ENTRIES) await writer.addBuffer(path, docs[path]!);
+      const scanner = new SecretScanner();
+      const save = await engine.images.save(metadata.engine_image_id);
+      const imageEntry = await writer.addStream(ENTRY.image, teeInto(save, scanner.input), options.onBytes);
+      const secrets = await scanner.result();
+      checkFault(services.env, "export-after-image");
+      if (secrets.length > 0 && options.failOnSecrets) {
+        throw new VmError(
+          "SECRETS_FOUND",
+          `The image holds likely secrets, so nothing was exported:\n${formatFindings(secrets)}`,
+          {
+            hint: "Remove them from the environment and create the snapshot again, or export without --fail-on-secrets",
+            exitCode: ExitCode.failure,
+          },
+        );
+      }
+      const checksums: Checksums = {
+        version: FORMAT_VERSION,
+        manifest_sha256: sha256(manifestBytes),
+        entries: writer.entries.slice(),
+      };
+      await writer.addBuffer(ENTRY.checksums, Buffer.from(JSON.stringify(checksums, null, 2) + "\n"));
+      await writer.finish();
+      if (sink instanceof FileSink) await sink.commit();
+      return {
+        target,
+        name: ref.name,
+        bytesWritten: sink.position,
+        imageBytes: imageEntry.size,
+        secrets,
+        manifest,
+      };
+    } catch (error) {
+      await abort();
+      throw error;
+    }
+  });
+}
+
+/** Yields the source's chunks while feeding a copy to `side`, honouring its back-pressure. */
+async function* teeInto(source: AsyncIterable<unknown>, side: Writable): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of source) {
+      const buf = chunk as Buffer;
+      if (!side.write(buf)) await once(side, "drain");
+      yield buf;
+    }
+    side.end();
+  } catch (error) {
+    side.destroy(error as Error);
+    throw error;
+  }
+}
+
+export function formatFindings(findings: SecretFinding[]): string {
+  return findings.map((f) => `  /${f.path}: ${f.kind}`).join("\n");
+}

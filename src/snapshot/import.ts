@@ -1,0 +1,304 @@
+import { once } from "node:events";
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { PassThrough, type Readable } from "node:stream";
+import { EngineError } from "../engine/http.ts";
+import type { Services } from "../env/box.ts";
+import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import { readSnapshotArchive, type ArchiveContents } from "./archive-reader.ts";
+import { ENTRY, type Manifest } from "./format.ts";
+import { METADATA_FORMAT, metadataSchema, type SnapshotMetadata } from "./metadata.ts";
+import { imageRepo, validateSnapshotName, type SnapshotRef } from "./names.ts";
+import { ImageVerifier, verifyContents } from "./verify.ts";
+
+export interface ImportOptions {
+  /** A path, or "-" for `stdin`. */
+  input: string;
+  stdin: Readable;
+  cwd: string;
+  name?: string;
+  force: boolean;
+  verify: boolean;
+  /** Answers the platform question on a terminal; undefined when there is no terminal. */
+  confirm: ((question: string) => Promise<boolean>) | undefined;
+  yes: boolean;
+  onStart: (info: { total: number | undefined }) => void;
+  onBytes: (n: number) => void;
+  onWarning: (text: string) => void;
+}
+
+export interface ImportResult {
+  name: string;
+  metadata: SnapshotMetadata;
+  loaded: boolean;
+  replaced: boolean;
+}
+
+export async function openInput(
+  input: string,
+  cwd: string,
+  stdin: Readable,
+): Promise<{ stream: Readable; size: number | undefined; path: string }> {
+  if (input === "-") return { stream: stdin, size: undefined, path: "-" };
+  const path = input.startsWith("/") ? input : `${cwd}/${input}`;
+  try {
+    const info = await stat(path);
+    if (!info.isFile())
+      throw new VmError("INPUT_NOT_A_FILE", `${path} is not a file`, { exitCode: ExitCode.usage });
+    return { stream: createReadStream(path, { highWaterMark: 1024 * 1024 }), size: info.size, path };
+  } catch (error) {
+    if (systemErrorCode(error) === "ENOENT") {
+      throw new VmError("INPUT_NOT_FOUND", `${path} does not exist`, {
+        hint: "Check the path of the snapshot file",
+        exitCode: ExitCode.notFound,
+      });
+    }
+    throw error;
+  }
+}
+
+/** Counts bytes read from the file, for progress. */
+export function counting(stream: Readable, onBytes: (n: number) => void): Readable {
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  stream.on("data", (chunk: Buffer) => onBytes(chunk.length));
+  stream.on("error", (error) => out.destroy(error));
+  stream.pipe(out);
+  return out;
+}
+
+/**
+ * `vm snapshot import`: reads the file once, streaming the image into the engine while checking every
+ * byte; only when all of it matched does the snapshot get its tag and metadata. Any failure removes what
+ * was loaded. An image the engine already holds is not loaded again (the file is still checked).
+ */
+export async function importSnapshot(services: Services, options: ImportOptions): Promise<ImportResult> {
+  const { engine, snapshots } = services;
+  if (options.verify) await verifyFirst(options);
+  const source = await openInput(options.input, options.cwd, options.stdin);
+  options.onStart({ total: source.size });
+  const info = await engine.info();
+  let ref: SnapshotRef | undefined;
+  let old: SnapshotMetadata | undefined;
+  let present: string | undefined;
+  let loadedIds: string[] = [];
+  const verifier = new ImageVerifier();
+
+  let contents: ArchiveContents;
+  try {
+    contents = await readSnapshotArchive(counting(source.stream, options.onBytes), {
+      onManifest: async (manifest) => {
+        // The file's own name is checked even when --name replaces it: a hostile one marks a hostile file.
+        validateSnapshotName(manifest.snapshot_name);
+        const name = options.name ?? manifest.snapshot_name;
+        validateSnapshotName(name);
+        ref = { scope: "global", name };
+        old = await snapshots.read(ref);
+        if (old && !options.force) {
+          throw new VmError("SNAPSHOT_EXISTS", `Snapshot '${name}' already exists`, {
+            hint: "Use --force to overwrite or --name to import with different name",
+            exitCode: ExitCode.conflict,
+          });
+        }
+        await checkPlatform(manifest, `${info.os}/${info.architecture}`, options);
+        present = await findPresent(services, manifest);
+      },
+      onImage: async (image) => {
+        if (present) {
+          // The engine has this image: no load, but the file is still read to the end so that a damaged
+          // or tampered copy is refused rather than reported as imported.
+          image.resume();
+          await once(image, "end");
+          return "consumed";
+        }
+        const toVerifier = new PassThrough({ highWaterMark: 1024 * 1024 });
+        const toEngine = new PassThrough({ highWaterMark: 1024 * 1024 });
+        image.on("data", (chunk: Buffer) => {
+          const a = toVerifier.write(chunk);
+          const b = toEngine.write(chunk);
+          if (!a || !b) {
+            image.pause();
+            Promise.all([a ? null : once(toVerifier, "drain"), b ? null : once(toEngine, "drain")])
+              .then(() => image.resume())
+              .catch(() => {});
+          }
+        });
+        image.on("end", () => {
+          toVerifier.end();
+          toEngine.end();
+        });
+        image.on("error", (error) => {
+          toVerifier.destroy(error);
+          toEngine.destroy(error);
+        });
+        toVerifier.pipe(verifier.input);
+        loadedIds = await engine.images.load(toEngine);
+        return "consumed";
+      },
+    });
+    verifyContents(contents);
+    if (!present) await verifier.result(contents.manifest);
+  } catch (error) {
+    await removeLoaded(services, loadedIds, present);
+    throw error;
+  }
+  if (!ref)
+    throw new VmError("ARCHIVE_INVALID", "The snapshot file has no manifest", {
+      exitCode: ExitCode.integrity,
+    });
+  const engineId = present ?? (await loadedImageId(services, loadedIds, contents.manifest));
+  try {
+    const metadata = importedMetadata(ref, contents, engineId, info.serverVersion);
+    await engine.images.tag(engineId, imageRepo(ref), ref.name);
+    await snapshots.write(ref, metadata);
+    if (old && old.engine_image_id !== engineId && !(await snapshots.imageShared(old.engine_image_id, ref))) {
+      await engine.images.remove(old.engine_image_id).catch((error: unknown) => {
+        if (!(error instanceof EngineError)) throw error;
+      });
+    }
+    return { name: ref.name, metadata, loaded: !present, replaced: old !== undefined };
+  } catch (error) {
+    if (!present) await removeLoaded(services, loadedIds, present);
+    throw error;
+  }
+}
+
+/** --verify: the whole file is checked before the engine is touched at all. */
+async function verifyFirst(options: ImportOptions): Promise<void> {
+  if (options.input === "-") {
+    throw new VmError(
+      "VERIFY_NEEDS_FILE",
+      "--verify reads the file twice, so it needs a file, not standard input",
+      {
+        hint: "Save the stream to a file first, or import from stdin without --verify (every byte is still checked before the snapshot becomes visible)",
+        exitCode: ExitCode.usage,
+      },
+    );
+  }
+  const { verifyArchiveFile } = await import("./verify-file.ts");
+  await verifyArchiveFile(options.input, options.cwd, () => {});
+}
+
+async function checkPlatform(manifest: Manifest, engine: string, options: ImportOptions): Promise<void> {
+  const archive = manifest.platform.split("/").slice(0, 2).join("/");
+  if (archive === engine) return;
+  const warning = `Warning: Snapshot built for ${manifest.platform}, current platform is ${engine}\nThis may not work correctly.`;
+  if (options.yes) {
+    options.onWarning(warning + "\n");
+    return;
+  }
+  if (options.confirm) {
+    if (await options.confirm(`${warning} Continue?`)) return;
+    throw new VmError("IMPORT_CANCELLED", "Import cancelled: nothing was imported", {
+      exitCode: ExitCode.failure,
+    });
+  }
+  throw new VmError(
+    "PLATFORM_MISMATCH",
+    `Snapshot built for ${manifest.platform}, current platform is ${engine}; refusing without a terminal to ask on`,
+    {
+      hint: "Pass --yes to import it anyway",
+      exitCode: ExitCode.failure,
+    },
+  );
+}
+
+/** The engine's ID for the archive's image when the engine holds it already, else undefined. */
+async function findPresent(services: Services, manifest: Manifest): Promise<string | undefined> {
+  // Only IDs known to be this config digest: the digest itself (the classic store's ID), or what an earlier
+  // create or import verified and recorded. The file's own claims about IDs are not trusted here.
+  const direct = await services.engine.images.inspect(manifest.image_digest);
+  if (direct?.id === manifest.image_digest) return direct.id;
+  for (const known of await services.snapshots.list()) {
+    if (known.image_id !== manifest.image_digest) continue;
+    const image = await services.engine.images.inspect(known.engine_image_id);
+    if (image && JSON.stringify(image.layers) === JSON.stringify(manifest.layers)) return image.id;
+  }
+  return undefined;
+}
+
+async function loadedImageId(services: Services, loaded: string[], manifest: Manifest): Promise<string> {
+  for (const id of [...loaded, manifest.image_digest]) {
+    const image = await services.engine.images.inspect(id);
+    if (image && JSON.stringify(image.layers) === JSON.stringify(manifest.layers)) return image.id;
+  }
+  throw new VmError(
+    "LOAD_FAILED",
+    `The engine loaded the file but does not report the image ${manifest.image_digest}`,
+    { exitCode: ExitCode.failure },
+  );
+}
+
+async function removeLoaded(
+  services: Services,
+  loaded: string[],
+  present: string | undefined,
+): Promise<void> {
+  if (present) return;
+  for (const id of loaded) await services.engine.images.remove(id, { force: true }).catch(() => {});
+}
+
+function importedMetadata(
+  ref: SnapshotRef,
+  contents: ArchiveContents,
+  engineId: string,
+  engineVersion: string,
+): SnapshotMetadata {
+  const { manifest, small } = contents;
+  const json = (path: string): Record<string, unknown> => {
+    try {
+      return JSON.parse(small.get(path)?.toString("utf8") ?? "{}") as Record<string, unknown>;
+    } catch {
+      return {};
+    }
+  };
+  const packages = json(ENTRY.packages);
+  const build = json(ENTRY.buildInfo);
+  const [os = "linux", architecture = "unknown", variant] = manifest.platform.split("/");
+  const candidate = {
+    format: METADATA_FORMAT,
+    name: ref.name,
+    scope: "global",
+    project: null,
+    created_at: manifest.created_at,
+    description: manifest.description,
+    source: "imported",
+    image_id: manifest.image_digest,
+    engine_image_id: engineId,
+    image_tag: `${imageRepo(ref)}:${ref.name}`,
+    platform: { os, architecture, ...(variant ? { variant } : {}) },
+    size_bytes: manifest.size_bytes,
+    languages: manifest.languages,
+    tools: Array.isArray(packages.tools)
+      ? packages.tools
+      : manifest.tools.map((name) => ({ name, version: "", source: "" })),
+    os_packages: packages.os_packages ?? { manager: null, count: 0, packages: [] },
+    build: {
+      vm_version: typeof build.vm_version === "string" ? build.vm_version : manifest.vm_version,
+      engine_version:
+        typeof build.engine_version === "string" ? build.engine_version : manifest.engine.version,
+      image_store: typeof build.image_store === "string" ? build.image_store : manifest.engine.image_store,
+      build_date: typeof build.build_date === "string" ? build.build_date : manifest.created_at,
+      box: typeof build.box === "string" ? build.box : null,
+      dockerfile: typeof build.dockerfile === "string" ? build.dockerfile : null,
+      dockerfile_sha256: typeof build.dockerfile_sha256 === "string" ? build.dockerfile_sha256 : null,
+      build_args: typeof build.build_args === "object" && build.build_args ? build.build_args : {},
+    },
+    git: build.git ?? null,
+    imported: {
+      at: new Date().toISOString(),
+      vm_version: VERSION,
+      engine_version: engineVersion,
+      original_name: manifest.snapshot_name,
+    },
+  };
+  const parsed = metadataSchema.safeParse(candidate);
+  if (parsed.success) return parsed.data;
+  // The descriptive documents are not trusted to be well formed: keep what the manifest guarantees.
+  return metadataSchema.parse({
+    ...candidate,
+    tools: [],
+    os_packages: { manager: null, count: 0, packages: [] },
+    git: null,
+  });
+}

@@ -1,0 +1,172 @@
+import { createHash } from "node:crypto";
+import { Writable, type Readable } from "node:stream";
+import tar from "tar-stream";
+import { ExitCode, VmError } from "../errors.ts";
+import type { ArchiveContents } from "./archive-reader.ts";
+import { ENTRY, type Manifest } from "./format.ts";
+
+function mismatch(path: string, expected: string, actual: string, what = "sha256"): VmError {
+  return new VmError(
+    "ARCHIVE_DIGEST_MISMATCH",
+    `${path} does not match the snapshot's checksums: expected ${what} ${expected}, got ${actual}`,
+    {
+      hint: "The file was changed or damaged after it was exported; get a fresh copy (nothing was imported)",
+      exitCode: ExitCode.integrity,
+    },
+  );
+}
+
+/**
+ * Checks every entry read against the digests the file carries: the head entries against manifest.json,
+ * and everything (manifest.json and the image included) against the trailing checksums.json.
+ */
+export function verifyContents(contents: ArchiveContents): void {
+  const { manifest, checksums } = contents;
+  const read = new Map(contents.read.map((e) => [e.path, e]));
+  for (const expected of manifest.entries) {
+    const actual = read.get(expected.path);
+    if (!actual) throw invalidMissing(expected.path);
+    if (actual.size !== expected.size)
+      throw mismatch(expected.path, `${expected.size} bytes`, `${actual.size} bytes`, "size");
+    if (actual.sha256 !== expected.sha256) throw mismatch(expected.path, expected.sha256, actual.sha256);
+  }
+  if (contents.stoppedAtImage) return;
+  for (const path of manifest.streamed) if (!read.has(path)) throw invalidMissing(path);
+  if (!checksums) {
+    throw new VmError("ARCHIVE_TRUNCATED", "The snapshot file ends before checksums.json: it is truncated", {
+      hint: "The copy is incomplete; transfer it again",
+      exitCode: ExitCode.integrity,
+    });
+  }
+  const manifestDigest = read.get(ENTRY.manifest)!.sha256;
+  if (manifestDigest !== checksums.manifest_sha256)
+    throw mismatch(ENTRY.manifest, checksums.manifest_sha256, manifestDigest);
+  const listed = new Map(checksums.entries.map((e) => [e.path, e]));
+  for (const entry of contents.read) {
+    if (entry.path === ENTRY.checksums) continue;
+    const expected = listed.get(entry.path);
+    if (!expected)
+      throw new VmError("ARCHIVE_INVALID", `${entry.path} is not listed in checksums.json`, {
+        exitCode: ExitCode.integrity,
+      });
+    if (expected.size !== entry.size)
+      throw mismatch(entry.path, `${expected.size} bytes`, `${entry.size} bytes`, "size");
+    if (expected.sha256 !== entry.sha256) throw mismatch(entry.path, expected.sha256, entry.sha256);
+  }
+  for (const path of listed.keys()) if (!read.has(path)) throw invalidMissing(path);
+}
+
+function invalidMissing(path: string): VmError {
+  return new VmError("ARCHIVE_INCOMPLETE", `The snapshot file has no ${path}`, {
+    hint: "The file is damaged or truncated; get a fresh copy",
+    exitCode: ExitCode.integrity,
+  });
+}
+
+const SMALL = 8 * 1024 * 1024;
+
+/**
+ * Checks the image inside images/base.tar as it streams: its config's sha256 must be the manifest's
+ * image_digest, the config's layers the manifest's, each legacy layer.tar must hash to its diff ID and
+ * each OCI blob to its name. Feed it a copy of the stream through `input`; `result()` says what failed.
+ */
+export class ImageVerifier {
+  readonly input: Writable;
+  private readonly small = new Map<string, Buffer>();
+  private readonly hashes = new Map<string, string>();
+  private readonly done: Promise<void>;
+
+  constructor() {
+    const extract = tar.extract();
+    let failed = false;
+    // A damaged image must not stall the import that feeds this: once parsing fails, input is discarded.
+    this.input = new Writable({
+      highWaterMark: 1024 * 1024,
+      write: (chunk: Buffer, _encoding, callback) => {
+        if (failed || extract.write(chunk)) return callback();
+        const onDrain = () => {
+          extract.off("error", onDrain);
+          callback();
+        };
+        extract.once("drain", onDrain);
+        extract.once("error", onDrain);
+      },
+      final: (callback) => {
+        if (!failed) (extract as unknown as Writable).end();
+        callback();
+      },
+    });
+    this.done = (async () => {
+      for await (const entry of extract) {
+        const { name, type, size = 0 } = entry.header;
+        if (type !== "file") {
+          entry.resume();
+          continue;
+        }
+        const hash = createHash("sha256");
+        const chunks: Buffer[] = [];
+        for await (const chunk of entry as unknown as Readable) {
+          hash.update(chunk as Buffer);
+          if (size <= SMALL) chunks.push(chunk as Buffer);
+        }
+        this.hashes.set(name, hash.digest("hex"));
+        if (size <= SMALL) this.small.set(name, Buffer.concat(chunks));
+      }
+    })();
+    this.done.catch(() => {
+      failed = true;
+    });
+  }
+
+  async result(manifest: Manifest): Promise<void> {
+    try {
+      await this.done;
+    } catch (error) {
+      throw new VmError(
+        "IMAGE_INVALID",
+        `images/base.tar is not a readable docker save stream: ${(error as Error).message}`,
+        { exitCode: ExitCode.integrity },
+      );
+    }
+    const bad = (message: string) =>
+      new VmError("IMAGE_INVALID", `images/base.tar: ${message}`, {
+        hint: "The file was changed or damaged after it was exported; get a fresh copy (nothing was imported)",
+        exitCode: ExitCode.integrity,
+      });
+    const saveManifest = this.small.get("manifest.json");
+    if (!saveManifest) throw bad("it has no manifest.json");
+    let entries: { Config?: string; Layers?: string[] }[];
+    try {
+      entries = JSON.parse(saveManifest.toString("utf8")) as typeof entries;
+    } catch {
+      throw bad("its manifest.json is not JSON");
+    }
+    const first = entries[0];
+    if (!first?.Config) throw bad("its manifest.json names no image config");
+    const configDigest = `sha256:${this.hashes.get(first.Config) ?? "(missing)"}`;
+    if (configDigest !== manifest.image_digest)
+      throw mismatch(
+        `images/base.tar: ${first.Config}`,
+        manifest.image_digest,
+        configDigest,
+        "config digest",
+      );
+    const config = JSON.parse(this.small.get(first.Config)!.toString("utf8")) as {
+      rootfs?: { diff_ids?: string[] };
+    };
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (JSON.stringify(diffIds) !== JSON.stringify(manifest.layers))
+      throw bad("its config lists other layers than the manifest");
+    for (const [name, digest] of this.hashes) {
+      const blob = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(name);
+      if (blob && blob[1] !== digest)
+        throw mismatch(`images/base.tar: ${name}`, `sha256:${blob[1]}`, `sha256:${digest}`, "content digest");
+    }
+    (first.Layers ?? []).forEach((layer, i) => {
+      if (!layer.endsWith("/layer.tar")) return;
+      const actual = `sha256:${this.hashes.get(layer) ?? "(missing)"}`;
+      if (actual !== diffIds[i])
+        throw mismatch(`images/base.tar: ${layer}`, diffIds[i] ?? "(none)", actual, "layer digest");
+    });
+  }
+}

@@ -1,0 +1,488 @@
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { readEntries, resealed, writeEntries, type Entry } from "./helpers/archives.ts";
+import { availableEngines, docker, dockerTry, type TestEngine } from "./helpers/engines.ts";
+import { ensureBusybox } from "./helpers/fixtures.ts";
+import {
+  cleanupRun,
+  makeProject,
+  runVm,
+  uniqueName,
+  VM_BIN,
+  RUN_ID,
+  TEST_LABEL,
+  type VmResult,
+} from "./helpers/vm.ts";
+
+const engines = availableEngines();
+const machineA = { engine: engines[0]!, home: mkdtempSync(join(tmpdir(), "vm-home-a-")) };
+const machineB = { engine: engines[1] ?? engines[0]!, home: mkdtempSync(join(tmpdir(), "vm-home-b-")) };
+type Machine = typeof machineA;
+
+const files = mkdtempSync(join(tmpdir(), "vm-files-"));
+const projects: { cleanup: () => void }[] = [];
+function project(contents: Record<string, string>) {
+  const p = makeProject(contents);
+  projects.push(p);
+  return p;
+}
+function on(
+  machine: Machine,
+  args: string[],
+  cwd: string,
+  extra: Record<string, string> = {},
+  input?: string,
+): Promise<VmResult> {
+  return runVm(args, {
+    cwd,
+    engine: machine.engine,
+    env: { XDG_CONFIG_HOME: machine.home, ...extra },
+    ...(input !== undefined ? { input } : {}),
+  });
+}
+
+/** What an import must leave behind when it fails: no snapshot entry, no tag, no temporary files. */
+function assertNothingImported(machine: Machine, name: string): void {
+  assert.equal(existsSync(join(machine.home, "vm", "snapshots", "global", name)), false, "no snapshot entry");
+  assert.notEqual(
+    dockerTry(machine.engine, ["image", "inspect", `vm-snapshot/global:${name}`]).status,
+    0,
+    "no engine tag",
+  );
+  const staging = join(machine.home, "vm", "snapshots", ".staging");
+  assert.deepEqual(existsSync(staging) ? readdirSync(staging) : [], [], "no staging leftovers");
+}
+
+after(() => {
+  for (const m of [machineA, machineB]) {
+    cleanupRun(m.engine);
+    rmSync(m.home, { recursive: true, force: true });
+  }
+  for (const p of projects) p.cleanup();
+  rmSync(files, { recursive: true, force: true });
+});
+
+for (const [from, to, label] of [
+  [machineA, machineB, "A to B"],
+  [machineB, machineA, "B to A"],
+] as const) {
+  describe(`the design document's two-machine story, ${label} (${from.engine.name} ${from.engine.imageStore} -> ${to.engine.name} ${to.engine.imageStore})`, () => {
+    const name = uniqueName("vibe");
+    const archive = join(files, `${name}.snapshot.tar.gz`);
+
+    it("machine A: build from a Dockerfile, create, snapshot create, export", async () => {
+      const image = ensureBusybox(from.engine);
+      const builder = project({
+        "Dockerfile.vibe": `FROM ${image}\nRUN mkdir -p /opt/vibe && echo "toolchain 1.0" > /opt/vibe/VERSION\n`,
+        "vm-base.yaml": `version: 1.2.1\nprovider: docker\nvm:\n  box: ./Dockerfile.vibe\nproject:\n  name: ${uniqueName("builder")}\n`,
+      });
+      assert.equal((await on(from, ["create", "--config", "vm-base.yaml"], builder.dir)).code, 0);
+      await on(
+        from,
+        ["exec", "--config", "vm-base.yaml", "--", "sh", "-c", "echo configured-by-hand > /opt/vibe/state"],
+        builder.dir,
+      );
+      const snap = await on(
+        from,
+        [
+          "snapshot",
+          "create",
+          name,
+          "--description",
+          "Base vibe image",
+          "--quiesce",
+          "--config",
+          "vm-base.yaml",
+        ],
+        builder.dir,
+      );
+      assert.equal(snap.code, 0, snap.stderr);
+      const exported = await on(
+        from,
+        ["snapshot", "export", name, "--output", archive, "--config", "vm-base.yaml"],
+        builder.dir,
+      );
+      assert.equal(exported.code, 0, exported.stderr);
+      assert.match(exported.stdout, new RegExp(`Exported ${name} to ${archive}: .* in [\\d.]+ s`));
+      assert.match(exported.stdout, /vm snapshot import /);
+      assert.match(exported.stdout, new RegExp(`vm.box: "@${name}"`));
+      assert.ok(statSync(archive).size > 0);
+      assert.equal((await on(from, ["destroy", "-f", "--config", "vm-base.yaml"], builder.dir)).code, 0);
+    });
+
+    it("machine B: import, list, then vm create with box: @name sees the content", async () => {
+      const imported = await on(to, ["snapshot", "import", archive], tmpdir());
+      assert.equal(imported.code, 0, imported.stderr);
+      assert.match(imported.stdout, new RegExp(`Imported snapshot @${name}`));
+      const list = await on(to, ["snapshot", "list"], tmpdir());
+      assert.match(list.stdout, new RegExp(`@${name}\\s+base\\s+.*Base vibe image`));
+      const user = project({
+        "vm.yaml": `version: 1.2.1\nprovider: docker\nvm:\n  box: @${name}\n  memory: 512mb\nproject:\n  name: ${uniqueName("my-project")}\n`,
+        "app.txt": "app\n",
+      });
+      const created = await on(to, ["create"], user.dir);
+      assert.equal(created.code, 0, created.stderr);
+      const seen = await on(
+        to,
+        ["exec", "--", "cat", "/opt/vibe/VERSION", "/opt/vibe/state", "app.txt"],
+        user.dir,
+      );
+      assert.equal(seen.stdout, "toolchain 1.0\nconfigured-by-hand\napp\n");
+      assert.equal((await on(to, ["destroy", "-f"], user.dir)).code, 0);
+    });
+  });
+}
+
+describe("snapshot files", () => {
+  const machine = machineA;
+  const name = uniqueName("files");
+  const base = join(files, "base.snapshot.tar.gz");
+
+  before(async () => {
+    const image = ensureBusybox(machine.engine);
+    const p = project({ Dockerfile: `FROM ${image}\nRUN echo payload > /payload\n` });
+    const res = await on(
+      machine,
+      ["snapshot", "create", `@${name}`, "--from-dockerfile", "Dockerfile", "-d", "files test"],
+      p.dir,
+    );
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal((await on(machine, ["snapshot", "export", `@${name}`, "-o", base], files)).code, 0);
+  });
+
+  for (const [compression, file, magic] of [
+    ["gzip", "c.snapshot.tar.gz", "1f8b0800"],
+    ["zstd", "c.snapshot.tar.zst", "28b52ffd"],
+    ["none", "c.snapshot.tar", "6d616e69"],
+  ] as const) {
+    it(`exports and imports with --compression ${compression}`, async () => {
+      const out = join(files, file);
+      const res = await on(
+        machine,
+        ["snapshot", "export", `@${name}`, "--compression", compression, "-o", out],
+        files,
+      );
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal(readFileSync(out).subarray(0, 4).toString("hex"), magic);
+      const verify = await on(machine, ["snapshot", "verify", out], files);
+      assert.equal(verify.code, 0, verify.stderr);
+      assert.match(
+        verify.stdout,
+        new RegExp(`OK: .* is intact \\(7 entries, every sha256 matched; ${compression}\\)`),
+      );
+      const imported = await on(
+        machineB,
+        ["snapshot", "import", out, "--name", `${name}-${compression}`],
+        files,
+      );
+      assert.equal(imported.code, 0, imported.stderr);
+    });
+  }
+
+  it("an --output ending in .zst picks zstd without --compression", async () => {
+    const out = join(files, "auto.snapshot.tar.zst");
+    assert.equal((await on(machine, ["snapshot", "export", `@${name}`, "-o", out], files)).code, 0);
+    assert.equal(readFileSync(out).subarray(0, 4).toString("hex"), "28b52ffd");
+  });
+
+  it("streams through stdout and stdin: export -o - | import -", () => {
+    const env = (m: Machine) => ({
+      ...process.env,
+      DOCKER_HOST: m.engine.host,
+      XDG_CONFIG_HOME: m.home,
+      VM_LABELS: `${TEST_LABEL}=${RUN_ID}`,
+    });
+    const exporter = spawnSync(VM_BIN, ["snapshot", "export", `@${name}`, "-o", "-"], {
+      env: env(machine),
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    assert.equal(exporter.status, 0, String(exporter.stderr));
+    assert.match(String(exporter.stderr), /Exported .* to standard output/);
+    const importer = spawnSync(VM_BIN, ["snapshot", "import", "-", "--name", `${name}-piped`], {
+      env: env(machineB),
+      input: exporter.stdout,
+    });
+    assert.equal(importer.status, 0, String(importer.stderr));
+    assert.match(String(importer.stdout), new RegExp(`Imported snapshot @${name}-piped`));
+  });
+
+  it("refuses a name conflict with the design document's words; --name renames; --force replaces", async () => {
+    const first = await on(machineB, ["snapshot", "import", base, "--name", `${name}-conflict`], files);
+    assert.equal(first.code, 0, first.stderr);
+    const again = await on(machineB, ["snapshot", "import", base, "--name", `${name}-conflict`], files);
+    assert.equal(again.code, 5);
+    assert.match(
+      again.stderr,
+      new RegExp(
+        `^Error: Snapshot '${name}-conflict' already exists\\nHint: Use --force to overwrite or --name to import with different name\\n$`,
+      ),
+    );
+    const forced = await on(
+      machineB,
+      ["snapshot", "import", base, "--name", `${name}-conflict`, "--force"],
+      files,
+    );
+    assert.equal(forced.code, 0, forced.stderr);
+    const renamed = JSON.parse(
+      (await on(machineB, ["snapshot", "inspect", `@${name}-conflict`, "--json"], files)).stdout,
+    ) as { name: string; image_tag: string };
+    assert.equal(renamed.name, `${name}-conflict`);
+    assert.equal(renamed.image_tag, `vm-snapshot/global:${name}-conflict`);
+    assert.equal(
+      dockerTry(machineB.engine, ["image", "inspect", `vm-snapshot/global:${name}-conflict`]).status,
+      0,
+    );
+  });
+
+  it("re-importing an image the engine already holds skips the load", async () => {
+    const res = await on(machineB, ["snapshot", "import", base, "--name", `${name}-again`], files);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /verified; the engine already had the image/);
+  });
+
+  it("a plain tar + docker load of an exported file works without vm", () => {
+    const dir = mkdtempSync(join(files, "plain-"));
+    const untar = spawnSync("tar", ["-xzf", base, "-C", dir]);
+    assert.equal(untar.status, 0, String(untar.stderr));
+    assert.deepEqual(readdirSync(dir).sort(), [
+      "checksums.json",
+      "docs",
+      "images",
+      "manifest.json",
+      "metadata",
+    ]);
+    const load = docker(machineB.engine, ["load", "-i", join(dir, "images", "base.tar")]);
+    const id = /Loaded image ID: (sha256:[0-9a-f]+)/.exec(load)?.[1];
+    assert.ok(id, load);
+    assert.equal(docker(machineB.engine, ["run", "--rm", "--entrypoint", "cat", id, "/payload"]), "payload");
+    assert.match(readFileSync(join(dir, "docs", "README.md"), "utf8"), /docker load -i images\/base.tar/);
+  });
+
+  it("inspect FILE and verify FILE work without an engine", async () => {
+    const noEngine = { DOCKER_HOST: "unix:///tmp/vm-no-engine.sock" };
+    const inspect = await on(machine, ["snapshot", "inspect", base], files, noEngine);
+    assert.equal(inspect.code, 0, inspect.stderr);
+    assert.match(inspect.stdout, new RegExp(`Snapshot file: ${name} \\(format 1, gzip\\)`));
+    assert.match(inspect.stdout, /Description: +files test/);
+    const verify = await on(machine, ["snapshot", "verify", base], files, noEngine);
+    assert.equal(verify.code, 0, verify.stderr);
+  });
+
+  describe("platform mismatch", () => {
+    const foreign = join(files, "foreign.snapshot.tar.gz");
+    before(async () => {
+      await writeEntries(
+        foreign,
+        resealed(await readEntries(base), (m) => (m.platform = "linux/arm64")),
+      );
+    });
+
+    it("without a terminal: refused, naming both platforms, unless --yes", async () => {
+      const res = await on(machineB, ["snapshot", "import", foreign, "--name", `${name}-arm`], files);
+      assert.equal(res.code, 1);
+      assert.match(res.stderr, /Snapshot built for linux\/arm64, current platform is linux\/amd64/);
+      assert.match(res.stderr, /--yes/);
+      assertNothingImported(machineB, `${name}-arm`);
+      const yes = await on(
+        machineB,
+        ["snapshot", "import", foreign, "--name", `${name}-arm`, "--yes"],
+        files,
+      );
+      assert.equal(yes.code, 0, yes.stderr);
+      assert.match(yes.stderr, /Warning: Snapshot built for linux\/arm64, current platform is linux\/amd64/);
+    });
+
+    for (const [answer, code] of [
+      ["n", 1],
+      ["y", 0],
+    ] as const) {
+      it(`on a terminal: asks Continue? [y/N] and answering ${answer} ${code === 0 ? "imports" : "cancels"}`, async () => {
+        const target = `${name}-tty-${answer}`;
+        const command = `${VM_BIN} snapshot import ${foreign} --name ${target}`;
+        const res = await new Promise<{ code: number; out: string }>((resolve) => {
+          const child = spawn("script", ["-qec", command, "/dev/null"], {
+            env: {
+              ...process.env,
+              DOCKER_HOST: machineB.engine.host,
+              XDG_CONFIG_HOME: machineB.home,
+              VM_LABELS: `${TEST_LABEL}=${RUN_ID}`,
+            },
+          });
+          let out = "";
+          child.stdout.on("data", (d: Buffer) => {
+            out += d.toString();
+            if (out.includes("Continue? [y/N]")) child.stdin.write(`${answer}\r`);
+          });
+          child.on("close", (c) => resolve({ code: c ?? -1, out }));
+        });
+        assert.match(
+          res.out,
+          /Warning: Snapshot built for linux\/arm64, current platform is linux\/amd64\s+This may not work correctly\. Continue\? \[y\/N\]/,
+        );
+        assert.equal(res.code, code, res.out);
+        if (code !== 0) assertNothingImported(machineB, target);
+      });
+    }
+  });
+
+  describe("damaged and hostile files are refused and leave nothing behind", () => {
+    const cases: [string, (entries: Entry[]) => Entry[], RegExp][] = [
+      [
+        "a byte changed inside the image",
+        (e) =>
+          e.map((x) =>
+            x.name === "images/base.tar" ? { ...x, data: flip(x.data, Math.floor(x.data.length / 2)) } : x,
+          ),
+        /images\/base\.tar.*expected .* got/,
+      ],
+      [
+        "a changed description (manifest tampered, checksums not)",
+        (e) =>
+          e.map((x) =>
+            x.name === "manifest.json"
+              ? { ...x, data: Buffer.from(x.data.toString().replace("files test", "evil test")) }
+              : x,
+          ),
+        /manifest\.json does not match the snapshot's checksums: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}/,
+      ],
+      [
+        "a changed metadata document",
+        (e) =>
+          e.map((x) =>
+            x.name === "metadata/versions.json"
+              ? { ...x, data: Buffer.from('{"languages":{"evil":"1"}}\n') }
+              : x,
+          ),
+        /metadata\/versions\.json does not match/,
+      ],
+      ["the checksums removed (truncated)", (e) => e.filter((x) => x.name !== "checksums.json"), /truncated/],
+      [
+        "an entry climbing out with ..",
+        (e) => [...e.slice(0, 2), { name: "../evil", data: Buffer.from("x") }, ...e.slice(2)],
+        /Unexpected entry '\.\.\/evil'/,
+      ],
+      [
+        "an absolute path",
+        (e) => [...e.slice(0, 2), { name: "/etc/evil", data: Buffer.from("x") }, ...e.slice(2)],
+        /Unexpected entry '\/etc\/evil'/,
+      ],
+      [
+        "a symlink",
+        (e) => [
+          ...e.slice(0, 2),
+          { name: "metadata/link", data: Buffer.alloc(0), type: "symlink", linkname: "/etc/passwd" },
+          ...e.slice(2),
+        ],
+        /is a symlink; snapshot files hold only regular files/,
+      ],
+      [
+        "a hard link",
+        (e) => [
+          ...e.slice(0, 2),
+          { name: "docs/hard", data: Buffer.alloc(0), type: "link", linkname: "manifest.json" },
+          ...e.slice(2),
+        ],
+        /is a link; snapshot files hold only regular files/,
+      ],
+      [
+        "a device",
+        (e) => [
+          ...e.slice(0, 2),
+          { name: "docs/dev", data: Buffer.alloc(0), type: "character-device" },
+          ...e.slice(2),
+        ],
+        /is a character-device/,
+      ],
+      ["a duplicated entry", (e) => [...e.slice(0, 2), e[1]!, ...e.slice(2)], /appears twice/],
+      ["manifest.json not first", (e) => [e[1]!, e[0]!, ...e.slice(2)], /must start with manifest\.json/],
+      [
+        "a snapshot name that escapes the store",
+        (e) => resealed(e, (m) => (m.snapshot_name = "../../escape")),
+        /is not a valid snapshot name/,
+      ],
+      [
+        "a newer format version",
+        (e) => resealed(e, (m) => (m.version = 99)),
+        /format version 99.*\n.*Upgrade vm/,
+      ],
+    ];
+    for (const [title, alter, message] of cases) {
+      it(title, async () => {
+        const file = join(files, `bad-${title.replace(/\W+/g, "-")}.snapshot.tar.gz`);
+        await writeEntries(file, alter(await readEntries(base)));
+        const target = `${name}-bad`;
+        const imagesBefore = docker(machineB.engine, ["images", "-qa"]).split("\n").sort().join(",");
+        const res = await on(machineB, ["snapshot", "import", file, "--name", target], files);
+        assert.notEqual(res.code, 0);
+        assert.match(res.stderr, message);
+        assert.doesNotMatch(res.stderr, /internal error|at .*\.ts:\d+/);
+        assertNothingImported(machineB, target);
+        if (!title.includes("escape"))
+          assert.equal(docker(machineB.engine, ["images", "-qa"]).split("\n").sort().join(","), imagesBefore);
+        const verify = await on(machineB, ["snapshot", "verify", file], files);
+        assert.notEqual(verify.code, 0, "verify refuses it too");
+      });
+    }
+
+    it("a truncated file", async () => {
+      const file = join(files, "truncated.snapshot.tar.gz");
+      const bytes = readFileSync(base);
+      writeFileSync(file, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
+      const res = await on(machineB, ["snapshot", "import", file, "--name", `${name}-trunc`], files);
+      assert.notEqual(res.code, 0);
+      assert.match(res.stderr, /cannot be read|truncated|ends before/);
+      assertNothingImported(machineB, `${name}-trunc`);
+    });
+
+    it("a file that is not an archive at all", async () => {
+      const file = join(files, "not-an-archive.snapshot.tar.gz");
+      writeFileSync(file, "hello, I am a text file\n".repeat(100));
+      const res = await on(machineB, ["snapshot", "import", file], files);
+      assert.equal(res.code, 7);
+      assert.doesNotMatch(res.stderr, /internal error/);
+    });
+
+    it("--verify checks the whole file before touching the engine", async () => {
+      const file = join(files, "verify-first.snapshot.tar.gz");
+      await writeEntries(
+        file,
+        (await readEntries(base)).map((x) =>
+          x.name === "images/base.tar" ? { ...x, data: flip(x.data, 1000) } : x,
+        ),
+      );
+      const res = await on(
+        machineB,
+        ["snapshot", "import", file, "--verify", "--name", `${name}-vf`],
+        files,
+        { DOCKER_HOST: "unix:///tmp/vm-no-engine.sock" },
+      );
+      assert.equal(res.code, 7, res.stderr);
+      assert.match(res.stderr, /images\/base\.tar/);
+    });
+  });
+
+  it("an interrupted export leaves no partial file at the target", async () => {
+    const target = join(files, "interrupted.snapshot.tar.gz");
+    const res = await on(machine, ["snapshot", "export", `@${name}`, "-o", target], files, {
+      VM_TEST_FAULTS: "export-after-image",
+    });
+    assert.equal(res.code, 1);
+    assert.equal(existsSync(target), false);
+    assert.deepEqual(
+      readdirSync(files).filter((f) => f.includes("vm-tmp")),
+      [],
+    );
+  });
+});
+
+function flip(data: Buffer, at: number): Buffer {
+  const copy = Buffer.from(data);
+  copy[at] = copy[at]! ^ 0x01;
+  return copy;
+}
+
+export type { TestEngine };
