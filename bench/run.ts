@@ -1,6 +1,9 @@
 // `npm run bench`: measures vm against the plain engine pipelines in the same run. See docs/performance.md.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { spawnSync, type SpawnSyncOptions } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { performance } from "node:perf_hooks";
+import { ensureImages, ensureLarge } from "./images.ts";
 import { join, resolve } from "node:path";
 import { alternate, fmt, run, timed, type Stats } from "./lib.ts";
 
@@ -101,7 +104,261 @@ function benchCreate(): void {
   }
 }
 
-const suites: Record<string, () => void> = { startup: benchStartup, create: benchCreate };
+interface SizeRow {
+  name: string;
+  bytes: number;
+}
+const sizes: SizeRow[] = [];
+const memory: { name: string; imageBytes: number; peakRssMb: number }[] = [];
+const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
+
+/** Wall time and peak RSS (KiB, from GNU time) of one command. */
+function timedRss(
+  cmd: string,
+  args: string[],
+  options: SpawnSyncOptions = {},
+): { seconds: number; rssKb: number } {
+  const start = performance.now();
+  const res = spawnSync("/usr/bin/time", ["-f", "%M", cmd, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+    encoding: "utf8",
+    ...options,
+  });
+  const seconds = (performance.now() - start) / 1000;
+  if (res.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${String(res.stderr).slice(-2000)}`);
+  const lines = String(res.stderr).trim().split("\n");
+  return { seconds, rssKb: Number(lines[lines.length - 1]) };
+}
+
+function saveSnapshot(image: string, name: string): void {
+  const dir = mkdtempSync(join(tmpdir(), "vm-bench-df-"));
+  writeFileSync(join(dir, "Dockerfile"), `FROM ${image}\n`);
+  run(VM, ["create", "--save-as", `@${name}`, "--from-dockerfile", join(dir, "Dockerfile"), "--force"], {
+    env,
+  });
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function benchExport(image: string, work: string): void {
+  saveSnapshot(image, "bench-dev");
+  const tag = "vm-snapshot/global:bench-dev";
+  const size = Number(run("docker", ["image", "inspect", "--format", "{{.Size}}", tag]));
+  const out = (name: string) => join(work, name);
+  const rm =
+    (...names: string[]) =>
+    () => {
+      for (const n of names) rmSync(out(n), { recursive: true, force: true });
+    };
+  let rss = 0;
+  const contenders = [
+    {
+      name: "vm export (gzip -6)",
+      measure: () => {
+        const r = timedRss(VM, ["snapshot", "export", "@bench-dev", "-o", out("vm.tar.gz")], { env });
+        rss = Math.max(rss, r.rssKb);
+        sizes.push({ name: "vm export gzip -6", bytes: statSync(out("vm.tar.gz")).size });
+        return r.seconds;
+      },
+      after: rm("vm.tar.gz"),
+    },
+    {
+      name: "vm export (zstd)",
+      measure: () => {
+        const r = timedRss(VM, ["snapshot", "export", "@bench-dev", "-o", out("vm.tar.zst")], { env });
+        rss = Math.max(rss, r.rssKb);
+        sizes.push({ name: "vm export zstd -3", bytes: statSync(out("vm.tar.zst")).size });
+        return r.seconds;
+      },
+      after: rm("vm.tar.zst"),
+    },
+    {
+      name: "docker save -o",
+      measure: () => timed("docker", ["save", "-o", out("save.tar"), tag]),
+      after: rm("save.tar"),
+    },
+    {
+      name: "earlier tool (save -o + tar -czf)",
+      before: () => mkdirSync(out("staging/images"), { recursive: true }),
+      measure: () =>
+        timed("sh", [
+          "-c",
+          `docker save -o ${out("staging/images/base.tar")} ${tag} && tar -czf ${out("earlier.tar.gz")} -C ${out("staging")} .`,
+        ]),
+      after: () => {
+        sizes.push({ name: "earlier tool tar -czf", bytes: statSync(out("earlier.tar.gz")).size });
+        rm("staging", "earlier.tar.gz")();
+      },
+    },
+    {
+      name: "docker save | gzip -6",
+      measure: () => timed("sh", ["-c", `docker save ${tag} | gzip -6 > ${out("save.gz")}`]),
+      after: () => {
+        sizes.push({ name: "docker save | gzip -6", bytes: statSync(out("save.gz")).size });
+        rm("save.gz")();
+      },
+    },
+    ...(has("pigz")
+      ? [
+          {
+            name: "docker save | pigz",
+            measure: () => timed("sh", ["-c", `docker save ${tag} | pigz -6 > ${out("save.pigz")}`]),
+            after: rm("save.pigz"),
+          },
+        ]
+      : []),
+    ...(has("zstd")
+      ? [
+          {
+            name: "docker save | zstd -T0",
+            measure: () => timed("sh", ["-c", `docker save ${tag} | zstd -q -T0 -3 > ${out("save.zst")}`]),
+            after: rm("save.zst"),
+          },
+        ]
+      : []),
+  ];
+  const stats = alternate(SLOW_ROUNDS, contenders);
+  const earlier = stats["earlier tool (save -o + tar -czf)"]!;
+  const save = stats["docker save -o"]!;
+  rows.push({
+    name: "export gzip vs earlier tool",
+    vm: stats["vm export (gzip -6)"]!,
+    baseline: earlier,
+    baselineName: "save -o + tar -czf",
+    target: 0.5,
+  });
+  rows.push({
+    name: "export gzip vs save | gzip -6",
+    vm: stats["vm export (gzip -6)"]!,
+    baseline: stats["docker save | gzip -6"]!,
+    baselineName: "docker save | gzip -6",
+    target: 1,
+  });
+  rows.push({
+    name: "export zstd vs docker save -o",
+    vm: stats["vm export (zstd)"]!,
+    baseline: save,
+    baselineName: "docker save -o",
+    target: 1.3,
+  });
+  for (const other of ["docker save | pigz", "docker save | zstd -T0"]) {
+    if (stats[other])
+      rows.push({
+        name: `export gzip vs ${other}`,
+        vm: stats["vm export (gzip -6)"]!,
+        baseline: stats[other],
+        baselineName: other,
+      });
+  }
+  memory.push({ name: "export", imageBytes: size, peakRssMb: rss / 1024 });
+}
+
+function benchImport(work: string): void {
+  const gz = join(work, "in.tar.gz");
+  const zst = join(work, "in.tar.zst");
+  const plain = join(work, "in.tar");
+  run(VM, ["snapshot", "export", "@bench-dev", "-o", gz], { env });
+  run(VM, ["snapshot", "export", "@bench-dev", "-o", zst], { env });
+  run("docker", ["save", "-o", plain, "vm-snapshot/global:bench-dev"]);
+  const id = run("docker", ["image", "inspect", "--format", "{{.Id}}", "vm-snapshot/global:bench-dev"]);
+  const imageBytes = Number(run("docker", ["image", "inspect", "--format", "{{.Size}}", id]));
+  // Every timed import starts with the image absent from the engine.
+  const forget = () => {
+    spawnSync(VM, ["snapshot", "delete", "@bench-in", "--force"], { env });
+    spawnSync("docker", ["rmi", "-f", id]);
+  };
+  let rss = 0;
+  const stats = alternate(ROUNDS_IMPORT, [
+    {
+      name: "vm import (gzip)",
+      before: forget,
+      measure: () => {
+        const r = timedRss(VM, ["snapshot", "import", gz, "--name", "bench-in"], { env });
+        rss = Math.max(rss, r.rssKb);
+        return r.seconds;
+      },
+    },
+    {
+      name: "vm import (zstd)",
+      before: forget,
+      measure: () => {
+        const r = timedRss(VM, ["snapshot", "import", zst, "--name", "bench-in"], { env });
+        rss = Math.max(rss, r.rssKb);
+        return r.seconds;
+      },
+    },
+    { name: "docker load -i", before: forget, measure: () => timed("docker", ["load", "-i", plain]) },
+    {
+      name: "vm re-import (image present)",
+      before: () => spawnSync(VM, ["snapshot", "delete", "@bench-again", "--force"], { env }),
+      measure: () => timed(VM, ["snapshot", "import", zst, "--name", "bench-again"], { env }),
+    },
+  ]);
+  rows.push({
+    name: "import gzip vs docker load -i",
+    vm: stats["vm import (gzip)"]!,
+    baseline: stats["docker load -i"]!,
+    baselineName: "docker load -i (plain tar)",
+    target: 1.3,
+  });
+  rows.push({
+    name: "import zstd vs docker load -i",
+    vm: stats["vm import (zstd)"]!,
+    baseline: stats["docker load -i"]!,
+    baselineName: "docker load -i (plain tar)",
+    target: 1.3,
+  });
+  absolute.push({
+    name: "re-import, image present (zstd file)",
+    stats: stats["vm re-import (image present)"]!,
+    limit: 2,
+  });
+  memory.push({ name: "import", imageBytes, peakRssMb: rss / 1024 });
+  sizes.push({ name: "docker save (uncompressed)", bytes: statSync(plain).size });
+  spawnSync(VM, ["snapshot", "delete", "@bench-in", "--force"], { env });
+  spawnSync(VM, ["snapshot", "delete", "@bench-again", "--force"], { env });
+  for (const f of [gz, zst, plain]) rmSync(f, { force: true });
+}
+
+function benchLargeMemory(work: string): void {
+  const large = ensureLarge((s) => process.stderr.write(s));
+  saveSnapshot(large, "bench-large");
+  const size = Number(
+    run("docker", ["image", "inspect", "--format", "{{.Size}}", "vm-snapshot/global:bench-large"]),
+  );
+  const file = join(work, "large.tar.zst");
+  const exp = timedRss(VM, ["snapshot", "export", "@bench-large", "-o", file], { env });
+  memory.push({ name: "export (3x image)", imageBytes: size, peakRssMb: exp.rssKb / 1024 });
+  const id = run("docker", ["image", "inspect", "--format", "{{.Id}}", "vm-snapshot/global:bench-large"]);
+  run(VM, ["snapshot", "delete", "@bench-large", "--force"], { env });
+  spawnSync("docker", ["rmi", "-f", id]);
+  const imp = timedRss(VM, ["snapshot", "import", file, "--name", "bench-large"], { env });
+  memory.push({ name: "import (3x image)", imageBytes: size, peakRssMb: imp.rssKb / 1024 });
+  run(VM, ["snapshot", "delete", "@bench-large", "--force"], { env });
+  rmSync(file, { force: true });
+}
+
+const absolute: { name: string; stats: Stats; limit: number }[] = [];
+const SLOW_ROUNDS = Number(process.env.BENCH_SLOW_ROUNDS ?? 2);
+const ROUNDS_IMPORT = Number(process.env.BENCH_IMPORT_ROUNDS ?? 3);
+
+function benchTransfers(): void {
+  ensureImages((s) => process.stderr.write(s));
+  const work = mkdtempSync(join(REPO, "bench", ".work-"));
+  try {
+    benchExport("vm-bench/dev:1", work);
+    benchImport(work);
+    if (process.env.BENCH_SKIP_LARGE !== "1") benchLargeMemory(work);
+  } finally {
+    spawnSync(VM, ["snapshot", "delete", "@bench-dev", "--force"], { env });
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+const suites: Record<string, () => void> = {
+  startup: benchStartup,
+  create: benchCreate,
+  transfers: benchTransfers,
+};
 const only = process.argv.slice(2);
 try {
   for (const [name, suite] of Object.entries(suites)) {
@@ -125,9 +382,43 @@ for (const r of rows) {
     `| ${r.name} | ${fmt(r.vm.median)} | ${r.baselineName} | ${fmt(r.baseline.median)} | ${ratio.toFixed(2)}x | ${target} | ${fmt(r.vm.min)}–${fmt(r.vm.max)} / ${fmt(r.baseline.min)}–${fmt(r.baseline.max)} |`,
   );
 }
+const fmtBytes = (b: number) =>
+  b >= 1024 ** 3 ? `${(b / 1024 ** 3).toFixed(2)} GiB` : `${(b / 1024 ** 2).toFixed(0)} MiB`;
+for (const a of absolute) {
+  lines.push(
+    `| ${a.name} | ${fmt(a.stats.median)} | (absolute) | | | <= ${a.limit} s ${a.stats.median <= a.limit ? "met" : "NOT met"} | ${fmt(a.stats.min)}–${fmt(a.stats.max)} |`,
+  );
+}
+if (memory.length) {
+  lines.push("", "| peak RSS of vm | image size | peak RSS | target |", "|---|---|---|---|");
+  for (const m of memory)
+    lines.push(
+      `| ${m.name} | ${fmtBytes(m.imageBytes)} | ${m.peakRssMb.toFixed(0)} MB | <= 150 MB ${m.peakRssMb <= 150 ? "met" : "NOT met"} |`,
+    );
+}
+if (sizes.length) {
+  const unique = new Map(sizes.map((s) => [s.name, s.bytes]));
+  lines.push("", "| archive | size |", "|---|---|");
+  for (const [name, bytes] of unique) lines.push(`| ${name} | ${fmtBytes(bytes)} |`);
+}
 console.log(lines.join("\n"));
 const resultsDir = join(REPO, "bench", "results");
 mkdirSync(resultsDir, { recursive: true });
 const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), rounds: ROUNDS, rows }, null, 2) + "\n");
+writeFileSync(
+  file,
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      machine: { cpus: availableParallelism(), node: process.version },
+      rounds: ROUNDS,
+      rows,
+      absolute,
+      memory,
+      sizes,
+    },
+    null,
+    2,
+  ) + "\n",
+);
 console.log(`\nraw results: ${file}`);

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { docker, type TestEngine } from "./engines.ts";
+import { docker, dockerTry, type TestEngine } from "./engines.ts";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const VM_BIN = join(REPO, "bin/vm");
@@ -66,8 +66,14 @@ export function cleanupRun(engine: TestEngine, runId = RUN_ID): void {
   const filter = `label=${TEST_LABEL}${runId ? `=${runId}` : ""}`;
   const containers = docker(engine, ["ps", "-aq", "--filter", filter]).split("\n").filter(Boolean);
   if (containers.length) docker(engine, ["rm", "-f", ...containers]);
-  const images = docker(engine, ["images", "-q", "--filter", filter]).split("\n").filter(Boolean);
-  if (images.length) docker(engine, ["rmi", "-f", ...new Set(images)]);
+  // Children before parents: a pass removes what it can, the next pass what that freed.
+  for (let pass = 0; pass < 5; pass++) {
+    const images = [
+      ...new Set(docker(engine, ["images", "-q", "--filter", filter]).split("\n").filter(Boolean)),
+    ];
+    if (images.length === 0) break;
+    for (const image of images) dockerTry(engine, ["rmi", "-f", image]);
+  }
   const volumes = docker(engine, ["volume", "ls", "-q", "--filter", filter]).split("\n").filter(Boolean);
   if (volumes.length) docker(engine, ["volume", "rm", "-f", ...volumes]);
 }
