@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -141,10 +150,15 @@ describe("snapshot files", () => {
   const machine = machineA;
   const name = uniqueName("files");
   const base = join(files, "base.snapshot.tar.gz");
+  // An image machine B never gets, so that importing a damaged copy of it really reads the image part.
+  const fresh = join(files, "fresh.snapshot.tar.gz");
 
   before(async () => {
     const image = ensureBusybox(machine.engine);
-    const p = project({ Dockerfile: `FROM ${image}\nRUN echo payload > /payload\n` });
+    const p = project({
+      Dockerfile: `FROM ${image}\nRUN echo payload > /payload\n`,
+      "Dockerfile.fresh": `FROM ${image}\nRUN echo ${name} > /fresh\n`,
+    });
     const res = await on(
       machine,
       ["snapshot", "create", `@${name}`, "--from-dockerfile", "Dockerfile", "-d", "files test"],
@@ -152,6 +166,13 @@ describe("snapshot files", () => {
     );
     assert.equal(res.code, 0, res.stderr);
     assert.equal((await on(machine, ["snapshot", "export", `@${name}`, "-o", base], files)).code, 0);
+    const other = await on(
+      machine,
+      ["snapshot", "create", `@${name}-fresh`, "--from-dockerfile", "Dockerfile.fresh", "-d", "files test"],
+      p.dir,
+    );
+    assert.equal(other.code, 0, other.stderr);
+    assert.equal((await on(machine, ["snapshot", "export", `@${name}-fresh`, "-o", fresh], files)).code, 0);
   });
 
   for (const [compression, file, magic] of [
@@ -241,7 +262,10 @@ describe("snapshot files", () => {
   it("re-importing an image the engine already holds skips the load", async () => {
     const res = await on(machineB, ["snapshot", "import", base, "--name", `${name}-again`], files);
     assert.equal(res.code, 0, res.stderr);
-    assert.match(res.stdout, /verified; the engine already had the image/);
+    assert.match(
+      res.stdout,
+      /the engine already had this image, so only the file's head was read and checked/,
+    );
   });
 
   it("a plain tar + docker load of an exported file works without vm", () => {
@@ -413,7 +437,7 @@ describe("snapshot files", () => {
     for (const [title, alter, message] of cases) {
       it(title, async () => {
         const file = join(files, `bad-${title.replace(/\W+/g, "-")}.snapshot.tar.gz`);
-        await writeEntries(file, alter(await readEntries(base)));
+        await writeEntries(file, alter(await readEntries(fresh)));
         const target = `${name}-bad`;
         const imagesBefore = docker(machineB.engine, ["images", "-qa"]).split("\n").sort().join(",");
         const res = await on(machineB, ["snapshot", "import", file, "--name", target], files);
@@ -430,7 +454,7 @@ describe("snapshot files", () => {
 
     it("a truncated file", async () => {
       const file = join(files, "truncated.snapshot.tar.gz");
-      const bytes = readFileSync(base);
+      const bytes = readFileSync(fresh);
       writeFileSync(file, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
       const res = await on(machineB, ["snapshot", "import", file, "--name", `${name}-trunc`], files);
       assert.notEqual(res.code, 0);
@@ -450,7 +474,7 @@ describe("snapshot files", () => {
       const file = join(files, "verify-first.snapshot.tar.gz");
       await writeEntries(
         file,
-        (await readEntries(base)).map((x) =>
+        (await readEntries(fresh)).map((x) =>
           x.name === "images/base.tar" ? { ...x, data: flip(x.data, 1000) } : x,
         ),
       );
@@ -463,6 +487,45 @@ describe("snapshot files", () => {
       assert.equal(res.code, 7, res.stderr);
       assert.match(res.stderr, /images\/base\.tar/);
     });
+  });
+
+  it("two imports of the same name at once: exactly one wins, the other reports the conflict", async () => {
+    const target = `${name}-race`;
+    const [one, two] = await Promise.all([
+      on(machineB, ["snapshot", "import", base, "--name", target], files),
+      on(machineB, ["snapshot", "import", base, "--name", target], files),
+    ]);
+    const codes = [one.code, two.code].sort();
+    assert.deepEqual(codes, [0, 5], `${one.stderr}\n${two.stderr}`);
+    const loser = one.code === 5 ? one : two;
+    assert.match(
+      loser.stderr,
+      new RegExp(`Snapshot '@?${target}' (is being imported by another vm \\(pid \\d+\\)|already exists)`),
+    );
+    const list = JSON.parse((await on(machineB, ["snapshot", "list", "--format", "json"], files)).stdout) as {
+      name: string;
+    }[];
+    assert.equal(list.filter((s) => s.name === target).length, 1);
+  });
+
+  it("a stale lock left by a killed vm is taken over", async () => {
+    const target = `${name}-stale`;
+    const locks = join(machineB.home, "vm", "snapshots", ".locks");
+    mkdirSync(locks, { recursive: true });
+    writeFileSync(join(locks, `global--${target}.lock`), "999999\n");
+    const res = await on(machineB, ["snapshot", "import", base, "--name", target], files);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(existsSync(join(locks, `global--${target}.lock`)), false);
+  });
+
+  it("the next export removes temporary files a killed export left beside the target", async () => {
+    const target = join(files, "leftover.snapshot.tar.gz");
+    const stale = join(files, ".leftover.snapshot.tar.gz.vm-tmp-999999-abcd1234");
+    writeFileSync(stale, "partial");
+    const res = await on(machine, ["snapshot", "export", `@${name}`, "-o", target], files);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(existsSync(stale), false);
+    assert.ok(existsSync(target));
   });
 
   it("an interrupted export leaves no partial file at the target", async () => {

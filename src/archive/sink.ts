@@ -1,8 +1,10 @@
 import { once } from "node:events";
-import { open, rename, unlink, type FileHandle } from "node:fs/promises";
+import { open, readdir, rename, unlink, type FileHandle } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import type { Writable } from "node:stream";
 import { formatBytes } from "../config/units.ts";
 import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
+import { alive } from "../pid.ts";
 import { tempPathFor } from "./atomic.ts";
 
 /** Where an archive's bytes go: a file (seekable, so headers can be filled in later) or a stream. */
@@ -33,6 +35,7 @@ export class FileSink implements Sink {
   }
 
   static async create(target: string, expectedBytes?: number): Promise<FileSink> {
+    await removeStaleTemps(target);
     const temp = tempPathFor(target);
     try {
       return new FileSink(target, temp, await open(temp, "wx", 0o644), expectedBytes);
@@ -92,6 +95,18 @@ export class StreamSink implements Sink {
 
   writeAt(): Promise<void> {
     return Promise.reject(new Error("a stream sink cannot write at a position"));
+  }
+}
+
+/** Temporary files beside `target` left by a vm that was killed (SIGKILL leaves no chance to clean up). */
+async function removeStaleTemps(target: string): Promise<void> {
+  const prefix = `.${basename(target)}.vm-tmp-`;
+  const entries = await readdir(dirname(target)).catch(() => [] as string[]);
+  for (const entry of entries) {
+    if (!entry.startsWith(prefix)) continue;
+    const pid = Number.parseInt(entry.slice(prefix.length), 10);
+    if (Number.isInteger(pid) && pid !== process.pid && !alive(pid))
+      await unlink(join(dirname(target), entry)).catch(() => {});
   }
 }
 

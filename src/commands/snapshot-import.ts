@@ -39,7 +39,9 @@ export const snapshotImportCommand: CommandDef = {
       onWarning: (text) => ctx.io.stderr.write(text),
     });
     progress.finish();
-    const how = result.loaded ? "loaded and verified" : "verified; the engine already had the image";
+    const how = result.loaded
+      ? "loaded and verified"
+      : "the engine already had this image, so only the file's head was read and checked; vm snapshot verify checks all of it";
     return {
       text:
         `Imported snapshot @${result.name} (${how}) in ${formatDuration(Date.now() - started)}\n` +

@@ -185,7 +185,7 @@ async function sniff(input: Readable): Promise<{ compression: Compression; strea
   return { compression: detectCompression(head), stream: input };
 }
 
-function decodeError(error: unknown): unknown {
+export function decodeError(error: unknown): unknown {
   if (error instanceof VmError) return error;
   const message = (error as Error).message ?? String(error);
   if (

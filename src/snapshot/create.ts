@@ -12,6 +12,7 @@ import { guardInterrupts } from "../interrupt.ts";
 import { VERSION } from "../version.ts";
 import { gitState, type GitState } from "./git.ts";
 import { configDigest } from "./identity.ts";
+import { lockSnapshot } from "./lock.ts";
 import { takeInventory } from "./inventory.ts";
 import { METADATA_FORMAT, type SnapshotMetadata } from "./metadata.ts";
 import { describeRef, imageRepo, refLabel, type SnapshotRef } from "./names.ts";
@@ -22,6 +23,15 @@ export interface CommonOptions {
   ref: SnapshotRef;
   description: string;
   force: boolean;
+}
+
+async function withLock<T>(services: Services, options: CommonOptions, work: () => Promise<T>): Promise<T> {
+  const lock = await lockSnapshot(services.snapshots.root, options.ref, "created");
+  try {
+    return await work();
+  } finally {
+    await lock.release();
+  }
 }
 
 /** Refuses to overwrite an existing snapshot unless --force. */
@@ -52,6 +62,13 @@ const stagingTag = () => `${process.pid}-${randomBytes(4).toString("hex")}`;
  * the commit and unpaused afterwards whatever happens.
  */
 export async function createFromEnvironment(
+  services: Services,
+  options: CommonOptions & { project: string; quiesce: boolean; projectDir?: string },
+): Promise<SnapshotMetadata> {
+  return withLock(services, options, () => commitEnvironment(services, options));
+}
+
+async function commitEnvironment(
   services: Services,
   options: CommonOptions & { project: string; quiesce: boolean; projectDir?: string },
 ): Promise<SnapshotMetadata> {
@@ -108,6 +125,18 @@ export async function createFromEnvironment(
 
 /** `--from-dockerfile`: builds the Dockerfile and saves the image as a snapshot; no container is left. */
 export async function createFromDockerfile(
+  services: Services,
+  options: CommonOptions & {
+    dockerfile: string;
+    context: string;
+    buildArgs: Record<string, string>;
+    projectDir?: string;
+  },
+): Promise<SnapshotMetadata> {
+  return withLock(services, options, () => buildSnapshot(services, options));
+}
+
+async function buildSnapshot(
   services: Services,
   options: CommonOptions & {
     dockerfile: string;

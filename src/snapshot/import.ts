@@ -6,9 +6,10 @@ import { EngineError } from "../engine/http.ts";
 import type { Services } from "../env/box.ts";
 import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
 import { VERSION } from "../version.ts";
-import { readSnapshotArchive, type ArchiveContents } from "./archive-reader.ts";
+import { decodeError, readSnapshotArchive, type ArchiveContents } from "./archive-reader.ts";
 import { ENTRY, type Manifest } from "./format.ts";
 import { METADATA_FORMAT, metadataSchema, type SnapshotMetadata } from "./metadata.ts";
+import { lockSnapshot, type SnapshotLock } from "./lock.ts";
 import { imageRepo, validateSnapshotName, type SnapshotRef } from "./names.ts";
 import { ImageVerifier, verifyContents } from "./verify.ts";
 
@@ -70,7 +71,7 @@ export function counting(stream: Readable, onBytes: (n: number) => void): Readab
 /**
  * `vm snapshot import`: reads the file once, streaming the image into the engine while checking every
  * byte; only when all of it matched does the snapshot get its tag and metadata. Any failure removes what
- * was loaded. An image the engine already holds is not loaded again (the file is still checked).
+ * was loaded. An image the engine already holds is not loaded again, and only the file's head is read.
  */
 export async function importSnapshot(services: Services, options: ImportOptions): Promise<ImportResult> {
   const { engine, snapshots } = services;
@@ -82,84 +83,95 @@ export async function importSnapshot(services: Services, options: ImportOptions)
   let old: SnapshotMetadata | undefined;
   let present: string | undefined;
   let loadedIds: string[] = [];
-  const verifier = new ImageVerifier();
-
-  let contents: ArchiveContents;
+  let lock: SnapshotLock | undefined;
   try {
-    contents = await readSnapshotArchive(counting(source.stream, options.onBytes), {
-      onManifest: async (manifest) => {
-        // The file's own name is checked even when --name replaces it: a hostile one marks a hostile file.
-        validateSnapshotName(manifest.snapshot_name);
-        const name = options.name ?? manifest.snapshot_name;
-        validateSnapshotName(name);
-        ref = { scope: "global", name };
-        old = await snapshots.read(ref);
-        if (old && !options.force) {
-          throw new VmError("SNAPSHOT_EXISTS", `Snapshot '${name}' already exists`, {
-            hint: "Use --force to overwrite or --name to import with different name",
-            exitCode: ExitCode.conflict,
-          });
-        }
-        await checkPlatform(manifest, `${info.os}/${info.architecture}`, options);
-        present = await findPresent(services, manifest);
-      },
-      onImage: async (image) => {
-        if (present) {
-          // The engine has this image: no load, but the file is still read to the end so that a damaged
-          // or tampered copy is refused rather than reported as imported.
-          image.resume();
-          await once(image, "end");
-          return "consumed";
-        }
-        const toVerifier = new PassThrough({ highWaterMark: 1024 * 1024 });
-        const toEngine = new PassThrough({ highWaterMark: 1024 * 1024 });
-        image.on("data", (chunk: Buffer) => {
-          const a = toVerifier.write(chunk);
-          const b = toEngine.write(chunk);
-          if (!a || !b) {
-            image.pause();
-            Promise.all([a ? null : once(toVerifier, "drain"), b ? null : once(toEngine, "drain")])
-              .then(() => image.resume())
-              .catch(() => {});
-          }
-        });
-        image.on("end", () => {
-          toVerifier.end();
-          toEngine.end();
-        });
-        image.on("error", (error) => {
-          toVerifier.destroy(error);
-          toEngine.destroy(error);
-        });
-        toVerifier.pipe(verifier.input);
-        loadedIds = await engine.images.load(toEngine);
-        return "consumed";
-      },
-    });
-    verifyContents(contents);
-    if (!present) await verifier.result(contents.manifest);
-  } catch (error) {
-    await removeLoaded(services, loadedIds, present);
-    throw error;
+    return await importLocked();
+  } finally {
+    await lock?.release();
   }
-  if (!ref)
-    throw new VmError("ARCHIVE_INVALID", "The snapshot file has no manifest", {
-      exitCode: ExitCode.integrity,
-    });
-  const engineId = present ?? (await loadedImageId(services, loadedIds, contents.manifest));
-  try {
-    const metadata = importedMetadata(ref, contents, engineId, info.serverVersion);
-    await engine.images.tag(engineId, imageRepo(ref), ref.name);
-    await snapshots.write(ref, metadata);
-    if (old && old.engine_image_id !== engineId && !(await snapshots.imageShared(old.engine_image_id, ref))) {
-      await engine.images.remove(old.engine_image_id).catch((error: unknown) => {
-        if (!(error instanceof EngineError)) throw error;
+
+  async function importLocked(): Promise<ImportResult> {
+    const verifier = new ImageVerifier();
+
+    let contents: ArchiveContents;
+    try {
+      contents = await readSnapshotArchive(counting(source.stream, options.onBytes), {
+        onManifest: async (manifest) => {
+          // The file's own name is checked even when --name replaces it: a hostile one marks a hostile file.
+          validateSnapshotName(manifest.snapshot_name);
+          const name = options.name ?? manifest.snapshot_name;
+          validateSnapshotName(name);
+          ref = { scope: "global", name };
+          lock = await lockSnapshot(snapshots.root, ref, "imported");
+          old = await snapshots.read(ref);
+          if (old && !options.force) {
+            throw new VmError("SNAPSHOT_EXISTS", `Snapshot '${name}' already exists`, {
+              hint: "Use --force to overwrite or --name to import with different name",
+              exitCode: ExitCode.conflict,
+            });
+          }
+          await checkPlatform(manifest, `${info.os}/${info.architecture}`, options);
+          present = await findPresent(services, manifest);
+        },
+        onImage: async (image) => {
+          // The engine holds this very image (same config digest, so the same layers): nothing after the
+          // head is used, so nothing after it is read. `vm snapshot verify` checks a whole file.
+          if (present) return "skip";
+          const toVerifier = new PassThrough({ highWaterMark: 1024 * 1024 });
+          const toEngine = new PassThrough({ highWaterMark: 1024 * 1024 });
+          image.on("data", (chunk: Buffer) => {
+            const a = toVerifier.write(chunk);
+            const b = toEngine.write(chunk);
+            if (!a || !b) {
+              image.pause();
+              Promise.all([a ? null : once(toVerifier, "drain"), b ? null : once(toEngine, "drain")])
+                .then(() => image.resume())
+                .catch(() => {});
+            }
+          });
+          image.on("end", () => {
+            toVerifier.end();
+            toEngine.end();
+          });
+          // A broken file surfaces through the reader and the load; the copies only need to stop.
+          image.on("error", (error) => {
+            toVerifier.destroy();
+            toEngine.destroy(decodeError(error) as Error);
+          });
+          toVerifier.pipe(verifier.input);
+          loadedIds = await engine.images.load(toEngine);
+          return "consumed";
+        },
       });
+      verifyContents(contents);
+      if (!present) await verifier.result(contents.manifest);
+    } catch (error) {
+      await removeLoaded(services, loadedIds, present);
+      throw error;
     }
-    return { name: ref.name, metadata, loaded: !present, replaced: old !== undefined };
-  } catch (error) {
-    if (!present) await removeLoaded(services, loadedIds, present);
-    throw error;
+    if (!ref)
+      throw new VmError("ARCHIVE_INVALID", "The snapshot file has no manifest", {
+        exitCode: ExitCode.integrity,
+      });
+    const engineId = present ?? (await loadedImageId(services, loadedIds, contents.manifest));
+    try {
+      const metadata = importedMetadata(ref, contents, engineId, info.serverVersion);
+      await engine.images.tag(engineId, imageRepo(ref), ref.name);
+      await snapshots.write(ref, metadata);
+      if (
+        old &&
+        old.engine_image_id !== engineId &&
+        !(await snapshots.imageShared(old.engine_image_id, ref))
+      ) {
+        await engine.images.remove(old.engine_image_id).catch((error: unknown) => {
+          if (!(error instanceof EngineError)) throw error;
+        });
+      }
+      return { name: ref.name, metadata, loaded: !present, replaced: old !== undefined };
+    } catch (error) {
+      if (!present) await removeLoaded(services, loadedIds, present);
+      throw error;
+    }
   }
 }
 

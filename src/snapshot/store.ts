@@ -3,6 +3,7 @@ import { mkdir, open, readFile, readdir, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
+import { alive } from "../pid.ts";
 import { metadataSchema, type SnapshotMetadata } from "./metadata.ts";
 import { SNAPSHOT_NAME, type SnapshotRef } from "./names.ts";
 
@@ -80,6 +81,7 @@ export class SnapshotStore {
   }
 
   async write(ref: SnapshotRef, metadata: SnapshotMetadata): Promise<void> {
+    await this.cleanStaleStaging();
     const staging = await this.stagingDir();
     try {
       const file = join(staging, "metadata.json");
@@ -140,15 +142,6 @@ export class SnapshotStore {
         await rm(join(this.root, STAGING, entry), { recursive: true, force: true });
       }
     }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return systemErrorCode(error) === "EPERM";
   }
 }
 
