@@ -387,6 +387,7 @@ try {
   rmSync(home, { recursive: true, force: true });
 }
 
+const cell = (text: string) => text.replace(/\|/g, "\\|");
 const lines = [
   `| measurement | vm (median) | baseline | baseline (median) | ratio | target | spread vm / baseline |`,
   `|---|---|---|---|---|---|---|`,
@@ -398,7 +399,6 @@ for (const r of rows) {
     `| ${cell(r.name)} | ${fmt(r.vm.median)} | ${cell(r.baselineName)} | ${fmt(r.baseline.median)} | ${ratio.toFixed(2)}x | ${target} | ${fmt(r.vm.min)}–${fmt(r.vm.max)} / ${fmt(r.baseline.min)}–${fmt(r.baseline.max)} |`,
   );
 }
-const cell = (text: string) => text.replace(/\|/g, "\\|");
 const fmtBytes = (b: number) =>
   b >= 1024 ** 3 ? `${(b / 1024 ** 3).toFixed(2)} GiB` : `${(b / 1024 ** 2).toFixed(0)} MiB`;
 for (const a of absolute) {
