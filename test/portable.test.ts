@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { readEntries, resealed, writeEntries, type Entry } from "./helpers/archives.ts";
 import { availableEngines, docker, dockerTry, type TestEngine } from "./helpers/engines.ts";
-import { ensureBusybox } from "./helpers/fixtures.ts";
+import { ensureBulkImage, ensureBusybox } from "./helpers/fixtures.ts";
 import {
   cleanupRun,
   makeProject,
@@ -526,6 +526,34 @@ describe("snapshot files", () => {
     assert.equal(res.code, 0, res.stderr);
     assert.equal(existsSync(stale), false);
     assert.ok(existsSync(target));
+  });
+
+  it("Ctrl-C (SIGINT) and SIGTERM during an export leave no partial file, and the next export succeeds", async () => {
+    const bulk = ensureBulkImage(machine.engine);
+    const p = project({ Dockerfile: `FROM ${bulk}\n` });
+    const big = `${name}-bulk`;
+    assert.equal(
+      (await on(machine, ["snapshot", "create", `@${big}`, "--from-dockerfile", "Dockerfile"], p.dir)).code,
+      0,
+    );
+    const dir = mkdtempSync(join(files, "sig-"));
+    const target = join(dir, "bulk.snapshot.tar.gz");
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      const child = spawn(VM_BIN, ["snapshot", "export", `@${big}`, "-o", target], {
+        env: { ...process.env, DOCKER_HOST: machine.engine.host, XDG_CONFIG_HOME: machine.home },
+      });
+      // Wait until the temporary file exists and is growing, then interrupt.
+      for (let i = 0; i < 200 && !readdirSync(dir).some((f) => f.includes("vm-tmp")); i++)
+        await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 100));
+      child.kill(signal);
+      const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+      assert.equal(code, signal === "SIGINT" ? 130 : 143);
+      assert.deepEqual(readdirSync(dir), [], `${signal} left: ${readdirSync(dir).join(", ")}`);
+    }
+    const again = await on(machine, ["snapshot", "export", `@${big}`, "-o", target], files);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(readdirSync(dir), ["bulk.snapshot.tar.gz"]);
   });
 
   it("an interrupted export leaves no partial file at the target", async () => {

@@ -77,3 +77,22 @@ export function ensureToolsImage(engine: TestEngine): string {
   }
   return TOOLS;
 }
+
+export const BULK = "vm-test-fixture/bulk:1";
+
+/** busybox plus 48 MiB of random bytes: an export of it takes long enough to be interrupted mid-way. */
+export function ensureBulkImage(engine: TestEngine): string {
+  if (dockerTry(engine, ["image", "inspect", BULK]).status === 0) return BULK;
+  const base = ensureBusybox(engine);
+  const dir = mkdtempSync(join(tmpdir(), "vm-fixture-"));
+  try {
+    writeFileSync(
+      join(dir, "Dockerfile"),
+      `FROM ${base}\nRUN dd if=/dev/urandom of=/bulk bs=1M count=48\nLABEL ${FIXTURE_LABEL}=bulk-1\n`,
+    );
+    docker(engine, ["build", "-q", "-t", BULK, dir]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return BULK;
+}
