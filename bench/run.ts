@@ -125,7 +125,8 @@ function timedRss(
     ...options,
   });
   const seconds = (performance.now() - start) / 1000;
-  if (res.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed: ${String(res.stderr).slice(-2000)}`);
+  if (res.status !== 0)
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${String(res.stderr).slice(-2000)}`);
   const lines = String(res.stderr).trim().split("\n");
   return { seconds, rssKb: Number(lines[lines.length - 1]) };
 }
@@ -277,12 +278,16 @@ function importRounds(work: string, host: string, envB: NodeJS.ProcessEnv): void
   run(VM, ["snapshot", "export", "@bench-dev", "-o", gz], { env });
   run(VM, ["snapshot", "export", "@bench-dev", "-o", zst], { env });
   run("docker", ["save", "-o", plain, "vm-snapshot/global:bench-dev"]);
-  const imageBytes = Number(run("docker", ["image", "inspect", "--format", "{{.Size}}", "vm-snapshot/global:bench-dev"]));
+  const imageBytes = Number(
+    run("docker", ["image", "inspect", "--format", "{{.Size}}", "vm-snapshot/global:bench-dev"]),
+  );
   // Every timed import starts with the image absent from the target engine.
   const forget = () => {
     spawnSync(VM, ["snapshot", "delete", "@bench-in", "--force"], { env: envB });
     for (let pass = 0; pass < 3; pass++) {
-      const ids = run("docker", ["-H", host, "images", "-aq", "--filter", `label=${LABEL}`]).split("\n").filter(Boolean);
+      const ids = run("docker", ["-H", host, "images", "-aq", "--filter", `label=${LABEL}`])
+        .split("\n")
+        .filter(Boolean);
       if (ids.length === 0) break;
       spawnSync("docker", ["-H", host, "rmi", "-f", ...new Set(ids)]);
     }
@@ -307,7 +312,11 @@ function importRounds(work: string, host: string, envB: NodeJS.ProcessEnv): void
         return r.seconds;
       },
     },
-    { name: "docker load -i", before: forget, measure: () => timed("docker", ["-H", host, "load", "-i", plain]) },
+    {
+      name: "docker load -i",
+      before: forget,
+      measure: () => timed("docker", ["-H", host, "load", "-i", plain]),
+    },
     {
       name: "vm re-import (image present)",
       before: () => {
