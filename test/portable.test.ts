@@ -146,6 +146,51 @@ for (const [from, to, label] of [
   });
 }
 
+describe("--include-volumes carries a project's named volumes to the other machine", () => {
+  it("exports volumes/<name>.tar, imports it, and seeds a new environment's volume of that name", async () => {
+    const name = uniqueName("withvol");
+    const maker = project({
+      "vm.yaml": `project:\n  name: ${uniqueName("volmaker")}\nvm:\n  box: ${ensureBusybox(machineA.engine)}\nvolumes: ["cache:/cache"]\n`,
+    });
+    assert.equal((await on(machineA, ["create"], maker.dir)).code, 0);
+    await on(
+      machineA,
+      ["exec", "--", "sh", "-c", "mkdir -p /cache/deep && echo warmed > /cache/deep/file"],
+      maker.dir,
+    );
+    assert.equal((await on(machineA, ["snapshot", "create", `@${name}`], maker.dir)).code, 0);
+    const file = join(files, `${name}.snapshot.tar.gz`);
+    const exported = await on(
+      machineA,
+      ["snapshot", "export", `@${name}`, "--include-volumes", "-o", file],
+      maker.dir,
+    );
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.ok((await readEntries(file)).some((e) => e.name === "volumes/cache.tar"));
+    assert.equal((await on(machineA, ["destroy", "-f"], maker.dir)).code, 0);
+
+    const imported = await on(machineB, ["snapshot", "import", file], files);
+    assert.equal(imported.code, 0, imported.stderr);
+    const user = project({
+      "vm.yaml": `project:\n  name: ${uniqueName("voluser")}\nvm:\n  box: "@${name}"\nvolumes: ["cache:/cache"]\n`,
+    });
+    const created = await on(machineB, ["create"], user.dir);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(created.stderr, /Volumes cache start with the snapshot's data/);
+    assert.equal(
+      (await on(machineB, ["exec", "--", "cat", "/cache/deep/file"], user.dir)).stdout,
+      "warmed\n",
+    );
+    assert.equal((await on(machineB, ["destroy", "-f"], user.dir)).code, 0);
+    assert.equal((await on(machineB, ["snapshot", "delete", `@${name}`], files)).code, 0);
+    assert.equal(
+      dockerTry(machineB.engine, ["volume", "inspect", `vm-snapshot-${name}-cache`]).status,
+      1,
+      "delete removes the snapshot's volume",
+    );
+  });
+});
+
 describe("snapshot files", () => {
   const machine = machineA;
   const name = uniqueName("files");
@@ -427,6 +472,11 @@ describe("snapshot files", () => {
         "a snapshot name that escapes the store",
         (e) => resealed(e, (m) => (m.snapshot_name = "../../escape")),
         /is not a valid snapshot name/,
+      ],
+      [
+        "a volume entry the manifest does not list",
+        (e) => [...e.slice(0, 6), { name: "volumes/sneaky.tar", data: Buffer.alloc(1024) }, ...e.slice(6)],
+        /volumes\/sneaky\.tar' is not a volume the manifest lists/,
       ],
       [
         "a newer format version",

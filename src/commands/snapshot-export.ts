@@ -22,20 +22,13 @@ export const snapshotExportCommand: CommandDef = {
       )
       .option("--compression <kind>", "gzip, zstd or none (default: from --output's extension, else gzip)")
       .option("--compress <level>", "compression level: 1-9 for gzip (default 6), 1-19 for zstd (default 3)")
-      .option("--include-volumes", "also include the project's named volumes (not supported yet)")
+      .option(
+        "--include-volumes",
+        "also carry the project's named volumes; environments created from the import start with their data",
+      )
       .option("--fail-on-secrets", "refuse to export when the image holds likely secrets")
       .option("--project <name>", "export this project's snapshot of that name"),
   run: async (ctx, args, options) => {
-    if (options.includeVolumes) {
-      throw new VmError(
-        "NOT_SUPPORTED",
-        "--include-volumes is not supported yet: volumes are not part of snapshot files",
-        {
-          hint: "Export without it; copy volume data separately (docker run --rm -v VOLUME:/v ... tar)",
-          exitCode: ExitCode.usage,
-        },
-      );
-    }
     const output = options.output as string | undefined;
     const compression = chooseCompression(options.compression as string | undefined, output);
     const level = parseLevel(options.compress as string | undefined, compression);
@@ -51,6 +44,7 @@ export const snapshotExportCommand: CommandDef = {
       compression,
       ...(level !== undefined ? { level } : {}),
       failOnSecrets: options.failOnSecrets === true,
+      includeVolumes: options.includeVolumes === true,
       spoolDir: join(ctx.env.XDG_CACHE_HOME || join(ctx.env.HOME || homedir(), ".cache"), "vm"),
       onStart: ({ total }) => progress.setTotal(total),
       onBytes: (n) => progress.tick(n),

@@ -1,3 +1,4 @@
+import type { Readable } from "node:stream";
 import type {
   CommitOptions,
   ContainerClient,
@@ -166,6 +167,46 @@ export class DockerContainerClient implements ContainerClient {
       body: { Labels: options.labels },
     });
     return res.Id;
+  }
+
+  async createHelper(
+    image: string,
+    volumes: { name: string; target: string }[],
+    labels: Record<string, string>,
+  ): Promise<string> {
+    const res = await this.http.json<{ Id: string }>(
+      "POST",
+      "/containers/create",
+      `Creating a helper container from ${image}`,
+      {
+        body: {
+          Image: image,
+          Entrypoint: ["true"],
+          Cmd: [],
+          Labels: labels,
+          NetworkDisabled: true,
+          HostConfig: {
+            NetworkMode: "none",
+            Mounts: volumes.map((v) => ({ Type: "volume", Source: v.name, Target: v.target })),
+          },
+        },
+      },
+    );
+    return res.Id;
+  }
+
+  async getArchive(id: string, path: string): Promise<Readable> {
+    return this.http.request("GET", `/containers/${enc(id)}/archive`, `Reading ${path} from a container`, {
+      query: { path },
+    });
+  }
+
+  async putArchive(id: string, path: string, tar: Readable): Promise<void> {
+    await this.http.call("PUT", `/containers/${enc(id)}/archive`, `Writing into ${path} in a container`, {
+      query: { path },
+      stream: tar,
+      headers: { "Content-Type": "application/x-tar" },
+    });
   }
 
   async runOnce(image: string, options: RunOnceOptions): Promise<RunOnceResult> {

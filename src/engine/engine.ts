@@ -38,6 +38,16 @@ export interface ContainerClient {
   unpause(id: string): Promise<void>;
   /** Commits a container's filesystem as a new image with the given config; returns the image ID. */
   commit(id: string, options: CommitOptions): Promise<string>;
+  /** A container that is never started, only used to reach volumes through the archive API. */
+  createHelper(
+    image: string,
+    volumes: { name: string; target: string }[],
+    labels: Record<string, string>,
+  ): Promise<string>;
+  /** A tar stream of a path inside a container (a stopped one too). */
+  getArchive(id: string, path: string): Promise<Readable>;
+  /** Extracts a tar stream into a folder inside a container. */
+  putArchive(id: string, path: string, tar: Readable): Promise<void>;
   /** Runs a command in a throwaway container (no network) and collects its output, bounded in time. */
   runOnce(image: string, options: RunOnceOptions): Promise<RunOnceResult>;
   exec(containerId: string, options: ExecOptions): Promise<number>;

@@ -9,10 +9,11 @@ export const Label = {
   workspace: "dev.vm.workspace",
   box: "dev.vm.box",
   snapshot: "dev.vm.snapshot",
+  volume: "dev.vm.volume",
   version: "dev.vm.version",
 } as const;
 
-export type Role = "environment" | "box" | "volume" | "snapshot";
+export type Role = "environment" | "box" | "volume" | "snapshot" | "snapshot-volume";
 
 /**
  * Extra labels from VM_LABELS ("key=value,key=value"), added to everything vm creates, so CI jobs and

@@ -24,6 +24,8 @@ export interface ResolvedBox {
   image: string;
   imageId: string;
   description: string;
+  /** For a snapshot box: its name and the volumes it carries, to seed new project volumes from. */
+  snapshot?: { name: string; volumes: string[] };
 }
 
 export async function resolveBox(services: Services, config: Config): Promise<ResolvedBox> {

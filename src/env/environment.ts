@@ -4,6 +4,7 @@ import { EngineError } from "../engine/http.ts";
 import { Label, managedLabels } from "../engine/labels.ts";
 import { ExitCode, VmError } from "../errors.ts";
 import { resolveBox, type Services } from "./box.ts";
+import { seedVolumes } from "../snapshot/volumes.ts";
 import { containerName, volumeName } from "./names.ts";
 
 export const envLabels = (project: string) => ({
@@ -98,10 +99,26 @@ export async function createEnvironment(
     [Label.workspace]: config.dir,
     [Label.box]: box.description,
   });
+  const volumeLabels = (volume: string) =>
+    managedLabels("volume", services.extraLabels, {
+      [Label.project]: config.project.name,
+      [Label.volume]: volume,
+    });
+  if ("snapshot" in box && box.snapshot?.volumes.length) {
+    const carried = box.snapshot.volumes;
+    const wanted = config.volumes
+      .filter((v) => carried.includes(v.name))
+      .map((v) => ({ name: v.name, engineName: volumeName(config.project.name, v.name) }));
+    const seeded = await seedVolumes(engine, box.image, box.snapshot.name, wanted, volumeLabels);
+    if (seeded.length) services.log(`Volumes ${seeded.join(", ")} start with the snapshot's data\n`);
+  }
   for (const volume of config.volumes) {
     await engine.volumes.ensure(
       volumeName(config.project.name, volume.name),
-      managedLabels("volume", services.extraLabels, { [Label.project]: config.project.name }),
+      managedLabels("volume", services.extraLabels, {
+        [Label.project]: config.project.name,
+        [Label.volume]: volume.name,
+      }),
     );
   }
   let id: string;

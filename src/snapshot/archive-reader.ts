@@ -7,6 +7,7 @@ import { VmError } from "../errors.ts";
 import { createDecompressor, detectCompression, type Compression } from "../archive/codec.ts";
 import {
   ENTRY,
+  VOLUME_ENTRY,
   HEAD_ENTRIES,
   MAX_MANIFEST_BYTES,
   MAX_SMALL_ENTRY_BYTES,
@@ -26,6 +27,8 @@ export interface ReadHandlers {
    * there (nothing after the head is needed); otherwise consume it to the end.
    */
   onImage?: (image: Readable, size: number) => Promise<"consumed" | "skip">;
+  /** Called with each volumes/<name>.tar as a stream, which it must consume. */
+  onVolume?: (name: string, tar: Readable) => Promise<void>;
 }
 
 export interface ArchiveContents {
@@ -70,13 +73,26 @@ export async function readSnapshotArchive(
         throw invalidArchive(
           `Entry '${name}' is a ${type ?? "special entry"}; snapshot files hold only regular files`,
         );
-      if (!ALLOWED.has(name)) throw invalidArchive(`Unexpected entry '${name}' in the snapshot file`);
+      const volume = VOLUME_ENTRY.exec(name)?.[1];
+      if (!ALLOWED.has(name) && !volume)
+        throw invalidArchive(`Unexpected entry '${name}' in the snapshot file`);
       if (seen.has(name)) throw invalidArchive(`Entry '${name}' appears twice in the snapshot file`);
       if (seen.size === 0 && name !== ENTRY.manifest)
         throw invalidArchive(`The snapshot file must start with manifest.json, not '${name}'`);
       if (contents.checksums)
         throw invalidArchive(`Entry '${name}' comes after checksums.json, which must be last`);
       seen.add(name);
+      if (volume) {
+        if (!contents.manifest?.volumes?.includes(volume))
+          throw invalidArchive(`Entry '${name}' is not a volume the manifest lists`);
+        await readStreamed(
+          entry as unknown as Readable,
+          name,
+          contents,
+          (stream) => handlers.onVolume?.(volume, stream) ?? drain(stream),
+        );
+        continue;
+      }
       if (name === ENTRY.image) {
         const outcome = await readImage(entry as unknown as Readable, size, contents, handlers);
         if (outcome === "skip") {
@@ -114,6 +130,34 @@ export async function readSnapshotArchive(
   if (!contents.manifest || !contents.manifestRaw)
     throw invalidArchive("The file holds no manifest.json: it is not a vm snapshot");
   return contents as ArchiveContents;
+}
+
+/** Streams an entry to `consume` while hashing it into the record of what was read. */
+async function readStreamed(
+  entry: Readable,
+  path: string,
+  contents: { read: EntryDigestRecord[] },
+  consume: (stream: Readable) => Promise<void>,
+): Promise<void> {
+  const hash = createHash("sha256");
+  let seen = 0;
+  const copy = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const pump = (async () => {
+    for await (const chunk of entry) {
+      hash.update(chunk as Buffer);
+      seen += (chunk as Buffer).length;
+      if (!copy.write(chunk)) await once(copy, "drain");
+    }
+    copy.end();
+  })();
+  pump.catch((error: unknown) => copy.destroy(error as Error));
+  await Promise.all([consume(copy), pump]);
+  contents.read.push({ path, size: seen, sha256: hash.digest("hex") });
+}
+
+async function drain(stream: Readable): Promise<void> {
+  stream.resume();
+  await once(stream, "end");
 }
 
 async function readImage(

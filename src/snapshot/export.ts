@@ -15,6 +15,7 @@ import { platformString } from "./metadata.ts";
 import { describeRef } from "./names.ts";
 import { findSnapshot } from "./resolve.ts";
 import { SecretScanner, type SecretFinding } from "./secrets.ts";
+import { projectVolumes, readVolume } from "./volumes.ts";
 
 export interface ExportOptions {
   name: string;
@@ -26,6 +27,8 @@ export interface ExportOptions {
   compression: Compression;
   level?: number;
   failOnSecrets: boolean;
+  /** Also carry the project's named volumes (the project: --project, the snapshot's, or vm.yaml's). */
+  includeVolumes: boolean;
   spoolDir: string;
   onStart: (info: { total: number; target: string }) => void;
   onBytes: (n: number) => void;
@@ -61,6 +64,14 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
     ? "-"
     : resolve(options.cwd, options.output ?? `${ref.name}${extensionFor(options.compression)}`);
 
+  const volumeProject = options.project ?? metadata.project ?? undefined;
+  if (options.includeVolumes && !volumeProject) {
+    throw new VmError("PROJECT_UNKNOWN", "--include-volumes needs the project whose volumes to include", {
+      hint: "Run it in the project's folder, or pass --project NAME",
+      exitCode: ExitCode.usage,
+    });
+  }
+  const volumes = options.includeVolumes && volumeProject ? await projectVolumes(engine, volumeProject) : [];
   const docs = documents(metadata, ref.name);
   const manifest: Manifest = {
     format: "vm-snapshot",
@@ -80,8 +91,9 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
     source_image_id: metadata.engine_image_id,
     layers: image.layers,
     entries: HEAD_ENTRIES.map((path) => ({ path, size: docs[path]!.length, sha256: sha256(docs[path]!) })),
-    streamed: [ENTRY.image],
+    streamed: [ENTRY.image, ...volumes.map((v) => `volumes/${v.name}.tar`)],
     checksums: ENTRY.checksums,
+    ...(volumes.length ? { volumes: volumes.map((v) => v.name) } : {}),
   };
   const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + "\n");
 
@@ -105,6 +117,19 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
       const save = await engine.images.save(metadata.engine_image_id);
       const imageEntry = await writer.addStream(ENTRY.image, teeInto(save, scanner.input), options.onBytes);
       const secrets = await scanner.result();
+      for (const volume of volumes) {
+        const { tar, close } = await readVolume(
+          engine,
+          metadata.engine_image_id,
+          volume.engineName,
+          services.extraLabels,
+        );
+        try {
+          await writer.addStream(`volumes/${volume.name}.tar`, tar as AsyncIterable<Buffer>, options.onBytes);
+        } finally {
+          await close();
+        }
+      }
       checkFault(services.env, "export-after-image");
       if (secrets.length > 0 && options.failOnSecrets) {
         throw new VmError(

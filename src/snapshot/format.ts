@@ -17,6 +17,8 @@ export const ENTRY = {
 } as const;
 
 /** Entries whose bytes are known before writing starts: their digests are in the manifest itself. */
+export const VOLUME_ENTRY = /^volumes\/([a-zA-Z0-9][a-zA-Z0-9_.-]{0,127})\.tar$/;
+
 export const HEAD_ENTRIES = [ENTRY.versions, ENTRY.packages, ENTRY.buildInfo, ENTRY.readme] as const;
 
 export const MAX_MANIFEST_BYTES = 1024 * 1024;
@@ -46,6 +48,8 @@ export const manifestSchema = z.object({
   layers: z.array(z.string()),
   entries: z.array(entryDigest),
   streamed: z.array(z.string()),
+  /** Named volumes carried as volumes/<name>.tar (export --include-volumes). */
+  volumes: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/)).optional(),
   checksums: z.literal(ENTRY.checksums),
 });
 export type Manifest = z.infer<typeof manifestSchema>;

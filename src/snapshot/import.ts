@@ -12,6 +12,7 @@ import { METADATA_FORMAT, metadataSchema, type SnapshotMetadata } from "./metada
 import { lockSnapshot, type SnapshotLock } from "./lock.ts";
 import { imageRepo, validateSnapshotName, type SnapshotRef } from "./names.ts";
 import { ImageVerifier, verifyContents } from "./verify.ts";
+import { removeVolumeQuietly, snapshotVolumeLabels, snapshotVolumeName, writeVolume } from "./volumes.ts";
 
 export interface ImportOptions {
   /** A path, or "-" for `stdin`. */
@@ -83,6 +84,7 @@ export async function importSnapshot(services: Services, options: ImportOptions)
   let old: SnapshotMetadata | undefined;
   let present: string | undefined;
   let loadedIds: string[] = [];
+  const createdVolumes: string[] = [];
   let lock: SnapshotLock | undefined;
   try {
     return await importLocked();
@@ -111,7 +113,8 @@ export async function importSnapshot(services: Services, options: ImportOptions)
             });
           }
           await checkPlatform(manifest, `${info.os}/${info.architecture}`, options);
-          present = await findPresent(services, manifest);
+          // A file with volumes is read to the end even when the image is here: the volumes are after it.
+          present = manifest.volumes?.length ? undefined : await findPresent(services, manifest);
         },
         onImage: async (image) => {
           // The engine holds this very image (same config digest, so the same layers): nothing after the
@@ -142,10 +145,28 @@ export async function importSnapshot(services: Services, options: ImportOptions)
           loadedIds = await engine.images.load(toEngine);
           return "consumed";
         },
+        onVolume: async (volume, tar) => {
+          const image = present ?? loadedIds[0];
+          if (!image || !ref)
+            throw new VmError("ARCHIVE_INVALID", `volumes/${volume}.tar comes before the image`, {
+              exitCode: ExitCode.integrity,
+            });
+          const engineName = snapshotVolumeName(ref.name, volume);
+          await removeVolumeQuietly(engine, engineName);
+          createdVolumes.push(engineName);
+          await writeVolume(
+            engine,
+            image,
+            engineName,
+            tar,
+            snapshotVolumeLabels(services.extraLabels, ref.name, volume),
+          );
+        },
       });
       verifyContents(contents);
       if (!present) await verifier.result(contents.manifest);
     } catch (error) {
+      for (const volume of createdVolumes) await removeVolumeQuietly(engine, volume);
       await removeLoaded(services, loadedIds, present);
       throw error;
     }
@@ -303,6 +324,7 @@ function importedMetadata(
       engine_version: engineVersion,
       original_name: manifest.snapshot_name,
     },
+    ...(manifest.volumes?.length ? { volumes: manifest.volumes } : {}),
   };
   const parsed = metadataSchema.safeParse(candidate);
   if (parsed.success) return parsed.data;

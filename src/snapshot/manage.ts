@@ -3,6 +3,7 @@ import type { Services } from "../env/box.ts";
 import { ExitCode, VmError } from "../errors.ts";
 import type { SnapshotMetadata } from "./metadata.ts";
 import { describeRef, type SnapshotRef } from "./names.ts";
+import { removeVolumeQuietly, snapshotVolumeName } from "./volumes.ts";
 import type { SnapshotStore } from "./store.ts";
 
 export interface ListFilter {
@@ -65,6 +66,10 @@ export async function deleteSnapshot(
   }
   const shared = await services.snapshots.imageShared(metadata.engine_image_id, ref);
   await services.snapshots.remove(ref);
+  if (ref.scope === "global") {
+    for (const volume of metadata.volumes ?? [])
+      await removeVolumeQuietly(engine, snapshotVolumeName(ref.name, volume));
+  }
   let imageRemoved = false;
   try {
     const tagged = await engine.images.inspect(metadata.image_tag);

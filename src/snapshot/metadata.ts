@@ -35,6 +35,8 @@ export const metadataSchema = z.object({
   }),
   git: z.object({ branch: z.string().nullable(), commit: z.string(), dirty: z.boolean() }).nullable(),
   inventory_note: z.string().optional(),
+  /** Volumes that came with an imported file, kept as vm-snapshot-<name>-<volume>. */
+  volumes: z.array(z.string()).optional(),
   imported: z
     .object({ at: z.string(), vm_version: z.string(), engine_version: z.string(), original_name: z.string() })
     .optional(),

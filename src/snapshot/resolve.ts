@@ -44,7 +44,12 @@ export async function resolveSnapshotImage(
   engine: Engine,
   store: SnapshotStore,
   ref: SnapshotRef,
-): Promise<{ image: string; imageId: string; description: string }> {
+): Promise<{
+  image: string;
+  imageId: string;
+  description: string;
+  snapshot: { name: string; volumes: string[] };
+}> {
   const metadata = await store.read(ref);
   if (!metadata) throw snapshotNotFound(ref.name);
   // The tag reads better in `docker ps`; the ID is what the snapshot is, should the tag have moved.
@@ -62,5 +67,10 @@ export async function resolveSnapshotImage(
     );
   }
   const reference = image === tagged ? metadata.image_tag : image.id;
-  return { image: reference, imageId: image.id, description: `snapshot ${describeRef(ref)}` };
+  return {
+    image: reference,
+    imageId: image.id,
+    description: `snapshot ${describeRef(ref)}`,
+    snapshot: { name: ref.name, volumes: metadata.volumes ?? [] },
+  };
 }
