@@ -5,7 +5,13 @@ import { build } from "esbuild-wasm";
 const started = Date.now();
 await build({
   entryPoints: [new URL("../src/bin.ts", import.meta.url).pathname],
-  outfile: new URL("../dist/vm.mjs", import.meta.url).pathname,
+  outdir: new URL("../dist", import.meta.url).pathname,
+  entryNames: "vm",
+  chunkNames: "chunks/[name]-[hash]",
+  outExtension: { ".js": ".mjs" },
+  // Split at dynamic imports: the snapshot transfer code and its Node built-ins (zlib, TLS, ...) load only
+  // for the commands that use them, which keeps every other command's start-up short.
+  splitting: true,
   bundle: true,
   platform: "node",
   format: "esm",

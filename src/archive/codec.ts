@@ -3,7 +3,9 @@ import { PassThrough, type Transform } from "node:stream";
 import zlib from "node:zlib";
 import { ExitCode, VmError } from "../errors.ts";
 
-export type Compression = "gzip" | "zstd" | "none";
+import type { Compression } from "./compression.ts";
+export type { Compression } from "./compression.ts";
+export { compressionForPath, extensionFor } from "./compression.ts";
 
 const defaultChunkSize: Record<Compression, number> = { gzip: 1 << 20, zstd: 4 << 20, none: 1 << 20 };
 const levels = { gzip: { min: 1, max: 9, default: 6 }, zstd: { min: 1, max: 22, default: 3 } };
@@ -229,20 +231,4 @@ export function createDecompressor(compression: Compression): Transform {
   if (compression === "gzip") return zlib.createGunzip();
   if (compression === "zstd") return zlib.createZstdDecompress();
   return new PassThrough();
-}
-
-export function compressionForPath(path: string): Compression | undefined {
-  const lower = path.toLowerCase();
-  if (lower.endsWith(".gz") || lower.endsWith(".tgz")) return "gzip";
-  if (lower.endsWith(".zst")) return "zstd";
-  if (lower.endsWith(".tar")) return "none";
-  return undefined;
-}
-
-export function extensionFor(compression: Compression): string {
-  return compression === "gzip"
-    ? ".snapshot.tar.gz"
-    : compression === "zstd"
-      ? ".snapshot.tar.zst"
-      : ".snapshot.tar";
 }

@@ -7,7 +7,6 @@ import { loadConfig } from "../config/load.ts";
 import { writeStarterConfig } from "../config/starter.ts";
 import { createEnvironment } from "../env/environment.ts";
 import { ExitCode, VmError } from "../errors.ts";
-import { createFromDockerfile } from "../snapshot/create.ts";
 import { validateSnapshotName } from "../snapshot/names.ts";
 import { parseBuildArgs } from "./snapshot-shared.ts";
 
@@ -62,6 +61,7 @@ async function saveAsBase(ctx: CommandContext, options: Record<string, unknown>)
   const name = saveAs.replace(/^@/, "");
   validateSnapshotName(name);
   const path = resolve(ctx.cwd, dockerfile);
+  const { createFromDockerfile } = await import("../snapshot/create.ts");
   const metadata = await createFromDockerfile(services(ctx), {
     ref: { scope: "global", name },
     description: options.description as string,

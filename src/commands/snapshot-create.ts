@@ -2,7 +2,6 @@ import { resolve, dirname } from "node:path";
 import { services } from "../cli/context.ts";
 import type { CommandDef } from "../cli/command.ts";
 import { ExitCode, VmError } from "../errors.ts";
-import { createFromDockerfile, createFromEnvironment } from "../snapshot/create.ts";
 import { describeRef, validateSnapshotName, type SnapshotRef } from "../snapshot/names.ts";
 import { currentProject, parseBuildArgs } from "./snapshot-shared.ts";
 
@@ -53,6 +52,7 @@ export const snapshotCreateCommand: CommandDef = {
     }
     const common = { ref, description: options.description as string, force: options.force === true };
     const projectDir = config?.dir;
+    const { createFromDockerfile, createFromEnvironment } = await import("../snapshot/create.ts");
     const metadata = dockerfile
       ? await createFromDockerfile(services(ctx), {
           ...common,

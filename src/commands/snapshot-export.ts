@@ -3,10 +3,9 @@ import { homedir } from "node:os";
 import { services } from "../cli/context.ts";
 import type { CommandDef } from "../cli/command.ts";
 import { Progress, formatDuration } from "../cli/progress.ts";
-import { compressionForPath, type Compression } from "../archive/codec.ts";
+import { compressionForPath, type Compression } from "../archive/compression.ts";
 import { formatBytes } from "../config/units.ts";
 import { ExitCode, VmError } from "../errors.ts";
-import { exportSnapshot, formatFindings } from "../snapshot/export.ts";
 import { currentProject } from "./snapshot-shared.ts";
 
 export const snapshotExportCommand: CommandDef = {
@@ -35,6 +34,7 @@ export const snapshotExportCommand: CommandDef = {
     const { project } = await currentProject(ctx, options.project);
     const progress = new Progress(ctx.io.stderr, `Exporting ${args[0]!}`);
     const started = Date.now();
+    const { exportSnapshot, formatFindings } = await import("../snapshot/export.ts");
     const result = await exportSnapshot(services(ctx), {
       name: args[0]!,
       project,

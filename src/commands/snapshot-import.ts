@@ -2,7 +2,6 @@ import { services } from "../cli/context.ts";
 import type { CommandDef } from "../cli/command.ts";
 import { confirm } from "../cli/prompt.ts";
 import { Progress, formatDuration } from "../cli/progress.ts";
-import { importSnapshot } from "../snapshot/import.ts";
 
 export const snapshotImportCommand: CommandDef = {
   path: ["snapshot", "import"],
@@ -18,6 +17,7 @@ export const snapshotImportCommand: CommandDef = {
     const progress = new Progress(ctx.io.stderr, `Importing ${args[0]!}`);
     const interactive = ctx.io.stdin.isTTY === true && ctx.io.stderr.isTTY === true && args[0] !== "-";
     const started = Date.now();
+    const { importSnapshot } = await import("../snapshot/import.ts");
     const result = await importSnapshot(services(ctx), {
       input: args[0]!,
       stdin: ctx.io.stdin,

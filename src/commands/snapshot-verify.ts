@@ -1,7 +1,6 @@
 import type { CommandDef } from "../cli/command.ts";
 import { Progress } from "../cli/progress.ts";
 import { formatBytes } from "../config/units.ts";
-import { verifyArchiveFile } from "../snapshot/verify-file.ts";
 
 export const snapshotVerifyCommand: CommandDef = {
   path: ["snapshot", "verify"],
@@ -10,6 +9,7 @@ export const snapshotVerifyCommand: CommandDef = {
   configure: (cmd) => cmd.argument("<file>", "the snapshot file"),
   run: async (ctx, args) => {
     const progress = new Progress(ctx.io.stderr, `Verifying ${args[0]!}`);
+    const { verifyArchiveFile } = await import("../snapshot/verify-file.ts");
     const contents = await verifyArchiveFile(args[0]!, ctx.cwd, (n) => progress.tick(n));
     progress.finish();
     const { manifest } = contents;

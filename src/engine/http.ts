@@ -1,5 +1,4 @@
 import http, { type IncomingMessage } from "node:http";
-import https from "node:https";
 import type { Duplex, Readable } from "node:stream";
 import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
 import type { Endpoint } from "./connection.ts";
@@ -39,7 +38,10 @@ export class DockerHttp {
   constructor(endpoint: Endpoint) {
     this.endpoint = endpoint;
     const options = { keepAlive: true, maxSockets: 16 };
-    this.agent = endpoint.tls ? new https.Agent({ ...options, ...endpoint.tls }) : new http.Agent(options);
+    // node:https (and TLS with it) loads only for a TLS endpoint: it costs start-up time otherwise.
+    this.agent = endpoint.tls
+      ? new (https().Agent)({ ...options, ...endpoint.tls })
+      : new http.Agent(options);
   }
 
   close(): void {
@@ -147,7 +149,7 @@ export class DockerHttp {
     if (options.body !== undefined && !options.stream) headers["Content-Type"] ??= "application/json";
     const { socketPath, host, port, tls } = this.endpoint;
     const target = socketPath ? { socketPath } : { host, port };
-    const request = tls ? https.request : http.request;
+    const request = tls ? https().request : http.request;
     return request({ ...target, method, path, headers, agent: this.agent });
   }
 
@@ -186,6 +188,8 @@ export class DockerHttp {
     );
   }
 }
+
+const https = () => process.getBuiltinModule("node:https");
 
 function withQuery(path: string, query: RequestOptions["query"]): string {
   if (!query) return path;

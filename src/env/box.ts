@@ -1,5 +1,4 @@
 import { existsSync, statSync } from "node:fs";
-import { packBuildContext } from "../archive/build-context.ts";
 import type { BoxSpec } from "../config/box.ts";
 import type { Config } from "../config/load.ts";
 import type { Engine } from "../engine/engine.ts";
@@ -77,6 +76,7 @@ async function buildBox(
     [Label.project]: config.project.name,
     [Label.config]: config.file,
   });
+  const { packBuildContext } = await import("../archive/build-context.ts");
   const context = await packBuildContext(box.context, box.dockerfile, { labels });
   const imageId = await services.engine.images.build({
     context: context.stream,
