@@ -19,6 +19,13 @@ import { describeRef, imageRepo, refLabel, type SnapshotRef } from "./names.ts";
 
 const STAGING_REPO = "vm-snapshot/staging";
 
+export type DockerfileOptions = CommonOptions & {
+  dockerfile: string;
+  context: string;
+  buildArgs: Record<string, string>;
+  projectDir?: string;
+};
+
 export interface CommonOptions {
   ref: SnapshotRef;
   description: string;
@@ -126,25 +133,12 @@ async function commitEnvironment(
 /** `--from-dockerfile`: builds the Dockerfile and saves the image as a snapshot; no container is left. */
 export async function createFromDockerfile(
   services: Services,
-  options: CommonOptions & {
-    dockerfile: string;
-    context: string;
-    buildArgs: Record<string, string>;
-    projectDir?: string;
-  },
+  options: DockerfileOptions,
 ): Promise<SnapshotMetadata> {
   return withLock(services, options, () => buildSnapshot(services, options));
 }
 
-async function buildSnapshot(
-  services: Services,
-  options: CommonOptions & {
-    dockerfile: string;
-    context: string;
-    buildArgs: Record<string, string>;
-    projectDir?: string;
-  },
-): Promise<SnapshotMetadata> {
+async function buildSnapshot(services: Services, options: DockerfileOptions): Promise<SnapshotMetadata> {
   await checkConflict(services, options);
   let dockerfileBytes: Buffer;
   try {

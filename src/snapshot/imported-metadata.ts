@@ -1,0 +1,75 @@
+import { VERSION } from "../version.ts";
+import type { ArchiveContents } from "./archive-reader.ts";
+import { ENTRY } from "./format.ts";
+import { METADATA_FORMAT, metadataSchema, type SnapshotMetadata } from "./metadata.ts";
+import { imageRepo, type SnapshotRef } from "./names.ts";
+
+/**
+ * The store's metadata for an imported file: what the manifest guarantees (checked), plus what the
+ * descriptive documents say when they are well formed.
+ */
+export function importedMetadata(
+  ref: SnapshotRef,
+  contents: ArchiveContents,
+  engineId: string,
+  engineVersion: string,
+): SnapshotMetadata {
+  const { manifest, small } = contents;
+  const json = (path: string): Record<string, unknown> => {
+    try {
+      return JSON.parse(small.get(path)?.toString("utf8") ?? "{}") as Record<string, unknown>;
+    } catch {
+      return {};
+    }
+  };
+  const packages = json(ENTRY.packages);
+  const build = json(ENTRY.buildInfo);
+  const [os = "linux", architecture = "unknown", variant] = manifest.platform.split("/");
+  const candidate = {
+    format: METADATA_FORMAT,
+    name: ref.name,
+    scope: "global",
+    project: null,
+    created_at: manifest.created_at,
+    description: manifest.description,
+    source: "imported",
+    image_id: manifest.image_digest,
+    engine_image_id: engineId,
+    image_tag: `${imageRepo(ref)}:${ref.name}`,
+    platform: { os, architecture, ...(variant ? { variant } : {}) },
+    size_bytes: manifest.size_bytes,
+    languages: manifest.languages,
+    tools: Array.isArray(packages.tools)
+      ? packages.tools
+      : manifest.tools.map((name) => ({ name, version: "", source: "" })),
+    os_packages: packages.os_packages ?? { manager: null, count: 0, packages: [] },
+    build: {
+      vm_version: typeof build.vm_version === "string" ? build.vm_version : manifest.vm_version,
+      engine_version:
+        typeof build.engine_version === "string" ? build.engine_version : manifest.engine.version,
+      image_store: typeof build.image_store === "string" ? build.image_store : manifest.engine.image_store,
+      build_date: typeof build.build_date === "string" ? build.build_date : manifest.created_at,
+      box: typeof build.box === "string" ? build.box : null,
+      dockerfile: typeof build.dockerfile === "string" ? build.dockerfile : null,
+      dockerfile_sha256: typeof build.dockerfile_sha256 === "string" ? build.dockerfile_sha256 : null,
+      build_args: typeof build.build_args === "object" && build.build_args ? build.build_args : {},
+    },
+    git: build.git ?? null,
+    imported: {
+      at: new Date().toISOString(),
+      vm_version: VERSION,
+      engine_version: engineVersion,
+      original_name: manifest.snapshot_name,
+    },
+    ...(manifest.volumes?.length ? { volumes: manifest.volumes } : {}),
+  };
+  const parsed = metadataSchema.safeParse(candidate);
+  if (parsed.success) return parsed.data;
+  // The descriptive documents are not trusted to be well formed: keep what the manifest guarantees.
+  return metadataSchema.parse({
+    ...candidate,
+    tools: [],
+    os_packages: { manager: null, count: 0, packages: [] },
+    git: null,
+  });
+}
