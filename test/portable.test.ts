@@ -606,6 +606,34 @@ describe("snapshot files", () => {
     assert.deepEqual(readdirSync(dir), ["bulk.snapshot.tar.gz"]);
   });
 
+  it("an export into a nearly full filesystem fails with 'no space', the path and the size, and leaves no partial file", async (t) => {
+    if (process.getuid?.() !== 0) return t.skip("mounting a small tmpfs needs root");
+    const bulk = ensureBulkImage(machine.engine);
+    const p = project({ Dockerfile: `FROM ${bulk}\n` });
+    const big = `${name}-nospace`;
+    assert.equal(
+      (await on(machine, ["snapshot", "create", `@${big}`, "--from-dockerfile", "Dockerfile"], p.dir)).code,
+      0,
+    );
+    const mount = mkdtempSync(join(tmpdir(), "vm-tmpfs-"));
+    assert.equal(spawnSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mount]).status, 0);
+    try {
+      const target = join(mount, "full.snapshot.tar.gz");
+      const res = await on(machine, ["snapshot", "export", `@${big}`, "-o", target], files);
+      assert.equal(res.code, 1);
+      assert.match(
+        res.stderr,
+        new RegExp(
+          `No space left on the device while writing ${target} \\([\\d.]+ [KM]?B written; about [\\d.]+ MB are needed\\)`,
+        ),
+      );
+      assert.deepEqual(readdirSync(mount), []);
+    } finally {
+      spawnSync("umount", [mount]);
+      rmSync(mount, { recursive: true, force: true });
+    }
+  });
+
   it("an interrupted export leaves no partial file at the target", async () => {
     const target = join(files, "interrupted.snapshot.tar.gz");
     const res = await on(machine, ["snapshot", "export", `@${name}`, "-o", target], files, {
