@@ -165,7 +165,7 @@ describe("ChunkedCompressor", () => {
     const { compressor, writes } = run("gzip", { chunkSize: 16, concurrency: 3 });
     for (let id = 0; id < 3; id++) await compressor.push(Buffer.alloc(16, id));
     await compressor.end();
-    assert.deepEqual(finished, [1, 2, 0]);
+    assert.equal(finished[2], 0, "the first chunk finished last");
     assert.deepEqual(
       writes.map((w) => zlib.gunzipSync(w)[0]),
       [0, 1, 2],
