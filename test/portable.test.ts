@@ -489,14 +489,28 @@ describe("snapshot files", () => {
         const file = join(files, `bad-${title.replace(/\W+/g, "-")}.snapshot.tar.gz`);
         await writeEntries(file, alter(await readEntries(fresh)));
         const target = `${name}-bad`;
-        const imagesBefore = docker(machineB.engine, ["images", "-qa"]).split("\n").sort().join(",");
+        const imagesBefore = docker(machineB.engine, [
+          "images",
+          "-qa",
+          "--filter",
+          `label=${TEST_LABEL}=${RUN_ID}`,
+        ])
+          .split("\n")
+          .sort()
+          .join(",");
         const res = await on(machineB, ["snapshot", "import", file, "--name", target], files);
         assert.notEqual(res.code, 0);
         assert.match(res.stderr, message);
         assert.doesNotMatch(res.stderr, /internal error|at .*\.ts:\d+/);
         assertNothingImported(machineB, target);
         if (!title.includes("escape"))
-          assert.equal(docker(machineB.engine, ["images", "-qa"]).split("\n").sort().join(","), imagesBefore);
+          assert.equal(
+            docker(machineB.engine, ["images", "-qa", "--filter", `label=${TEST_LABEL}=${RUN_ID}`])
+              .split("\n")
+              .sort()
+              .join(","),
+            imagesBefore,
+          );
         const verify = await on(machineB, ["snapshot", "verify", file], files);
         assert.notEqual(verify.code, 0, "verify refuses it too");
       });

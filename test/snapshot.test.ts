@@ -8,7 +8,18 @@ import { after, before, describe, it } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { availableEngines, docker, dockerTry, type TestEngine } from "./helpers/engines.ts";
 import { ensureBusybox, ensureToolsImage } from "./helpers/fixtures.ts";
-import { cleanupRun, makeProject, runVm, uniqueName, type VmResult } from "./helpers/vm.ts";
+import {
+  cleanupRun,
+  makeProject,
+  RUN_ID,
+  runVm,
+  TEST_LABEL,
+  uniqueName,
+  type VmResult,
+} from "./helpers/vm.ts";
+
+// Other test files run at the same time against the same engines: look only at what this file made.
+const runLabel = `label=${TEST_LABEL}=${RUN_ID}`;
 
 interface ListRow {
   name: string;
@@ -254,7 +265,7 @@ for (const engine of availableEngines()) {
       );
       assert.equal((await vm(["exec", "--", "true"], p.dir)).code, 0);
       assert.equal(existsSync(join(home, "vm", "snapshots", name, "broken")), false);
-      assert.equal(docker(engine, ["images", "-q", "vm-snapshot/staging"]), "");
+      assert.equal(docker(engine, ["images", "-q", "--filter", runLabel, "vm-snapshot/staging"]), "");
       assert.equal((await vm(["destroy", "-f"], p.dir)).code, 0);
     });
 
@@ -265,7 +276,7 @@ for (const engine of availableEngines()) {
       const res = await vm(["snapshot", "create", "late"], p.dir, { VM_TEST_FAULTS: "register" });
       assert.equal(res.code, 1);
       assert.equal(existsSync(join(home, "vm", "snapshots", name, "late")), false);
-      assert.equal(docker(engine, ["images", "-q", "vm-snapshot/staging"]), "");
+      assert.equal(docker(engine, ["images", "-q", "--filter", runLabel, "vm-snapshot/staging"]), "");
       assert.equal((await vm(["destroy", "-f"], p.dir)).code, 0);
     });
 
@@ -274,7 +285,7 @@ for (const engine of availableEngines()) {
       const dockerfile = `FROM ${image}\nARG FLAVOUR=plain\nRUN echo "$FLAVOUR" > /flavour\n`;
       const p = project({ "Dockerfile.base": dockerfile });
       const name = uniqueName("built");
-      const containersBefore = docker(engine, ["ps", "-aq"]);
+      const containersBefore = docker(engine, ["ps", "-aq", "--filter", runLabel]);
       const res = await vm(
         [
           "create",
@@ -288,7 +299,7 @@ for (const engine of availableEngines()) {
         p.dir,
       );
       assert.equal(res.code, 0, res.stderr);
-      assert.equal(docker(engine, ["ps", "-aq"]), containersBefore);
+      assert.equal(docker(engine, ["ps", "-aq", "--filter", runLabel]), containersBefore);
       const meta = JSON.parse((await vm(["snapshot", "inspect", `@${name}`, "--json"], p.dir)).stdout) as {
         source: string;
         build: { dockerfile_sha256: string; build_args: Record<string, string> };
@@ -312,14 +323,14 @@ for (const engine of availableEngines()) {
       const image = ensureBusybox(engine);
       const p = project({ Dockerfile: `FROM ${image}\nRUN echo step-one\nRUN exit 9\n` });
       const name = uniqueName("nobuild");
-      const containersBefore = docker(engine, ["ps", "-aq"]);
+      const containersBefore = docker(engine, ["ps", "-aq", "--filter", runLabel]);
       const res = await vm(["snapshot", "create", `@${name}`, "--from-dockerfile", "Dockerfile"], p.dir);
       assert.equal(res.code, 1);
       assert.match(res.stderr, /Error: Build of .* failed at Step 3\/\d+ : RUN exit 9/);
-      assert.equal(docker(engine, ["ps", "-aq"]), containersBefore);
+      assert.equal(docker(engine, ["ps", "-aq", "--filter", runLabel]), containersBefore);
       assert.equal(existsSync(join(home, "vm", "snapshots", "global", name)), false);
       assert.equal(docker(engine, ["images", "-q", "--filter", `label=dev.vm.snapshot=global/${name}`]), "");
-      assert.equal(docker(engine, ["images", "-q", "vm-snapshot/staging"]), "");
+      assert.equal(docker(engine, ["images", "-q", "--filter", runLabel, "vm-snapshot/staging"]), "");
       assert.equal((await vm(["snapshot", "inspect", `@${name}`], p.dir)).code, 4);
     });
 
@@ -347,7 +358,7 @@ for (const engine of availableEngines()) {
       const text = await vm(["snapshot", "inspect", `@${name}`], p.dir);
       assert.match(text.stdout, /Languages: +node 22\.11\.0, python 3\.13\.0, go 1\.22\.1/);
       assert.equal(
-        docker(engine, ["ps", "-aq", "--filter", "label=dev.vm.role=probe"]),
+        docker(engine, ["ps", "-aq", "--filter", "label=dev.vm.role=probe", "--filter", runLabel]),
         "",
         "the probe container is gone",
       );
