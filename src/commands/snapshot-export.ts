@@ -26,6 +26,10 @@ export const snapshotExportCommand: CommandDef = {
         "also carry the project's named volumes; environments created from the import start with their data",
       )
       .option("--fail-on-secrets", "refuse to export when the image holds likely secrets")
+      .option(
+        "--sign <key>",
+        "sign the file with this ed25519 private key (OpenSSH format, e.g. ~/.ssh/id_ed25519)",
+      )
       .option("--project <name>", "export this project's snapshot of that name"),
   run: async (ctx, args, options) => {
     const output = options.output as string | undefined;
@@ -45,6 +49,7 @@ export const snapshotExportCommand: CommandDef = {
       ...(level !== undefined ? { level } : {}),
       failOnSecrets: options.failOnSecrets === true,
       includeVolumes: options.includeVolumes === true,
+      ...(typeof options.sign === "string" ? { sign: options.sign } : {}),
       spoolDir: join(ctx.env.XDG_CACHE_HOME || join(ctx.env.HOME || homedir(), ".cache"), "vm"),
       onStart: ({ total }) => progress.setTotal(total),
       onBytes: (n) => progress.tick(n),

@@ -12,7 +12,12 @@ export const snapshotImportCommand: CommandDef = {
       .option("--name <name>", "import under another name")
       .option("--verify", "check the whole file before touching the engine at all")
       .option("-f, --force", "replace a snapshot of that name (only once the new one is complete)")
-      .option("-y, --yes", "do not ask; import even when the platform differs"),
+      .option("-y, --yes", "do not ask; import even when the platform differs")
+      .option(
+        "--require-signature",
+        "accept only files signed by a trusted key ($XDG_CONFIG_HOME/vm/trusted_keys, --trusted-key)",
+      )
+      .option("--trusted-key <file...>", "also trust the ssh-ed25519 public keys in this file"),
   run: async (ctx, args, options) => {
     const progress = new Progress(ctx.io.stderr, `Importing ${args[0]!}`);
     const interactive = ctx.io.stdin.isTTY === true && ctx.io.stderr.isTTY === true && args[0] !== "-";
@@ -26,6 +31,8 @@ export const snapshotImportCommand: CommandDef = {
       force: options.force === true,
       verify: options.verify === true,
       yes: options.yes === true,
+      requireSignature: options.requireSignature === true,
+      trustedKeys: (options.trustedKey as string[] | undefined) ?? [],
       confirm: interactive
         ? (question) => {
             progress.finish();
@@ -45,6 +52,9 @@ export const snapshotImportCommand: CommandDef = {
     return {
       text:
         `Imported snapshot @${result.name} (${how}) in ${formatDuration(Date.now() - started)}\n` +
+        (result.signer
+          ? `  signed by ${result.signer.fingerprint}${result.signer.comment ? ` (${result.signer.comment})` : ""}\n`
+          : "") +
         `  use it in vm.yaml: vm.box: "@${result.name}"\n`,
     };
   },

@@ -14,17 +14,34 @@ export const snapshotVerifyCommand: CommandDef = {
     progress.finish();
     const { manifest } = contents;
     const image = contents.read.find((e) => e.path === "images/base.tar");
+    const { checkSignature, enforceSignature } = await import("../snapshot/signing.ts");
+    // A manifest that announces a signature must have it: verify refuses a stripped one too.
+    enforceSignature(
+      { require: false, trusted: new Map(), sources: [] },
+      contents.signatureRaw,
+      contents.checksumsRaw,
+      manifest.signed_by,
+    );
+    const signer =
+      contents.signatureRaw && contents.checksumsRaw
+        ? checkSignature(contents.signatureRaw, contents.checksumsRaw)
+        : undefined;
+    const signedBy = signer
+      ? `signed by ${signer.fingerprint}${signer.comment ? ` (${signer.comment})` : ""}`
+      : "not signed";
     return {
       json: {
         ok: true,
         snapshot: manifest.snapshot_name,
         image_digest: manifest.image_digest,
         compression: contents.compression,
+        signer: signer ? { fingerprint: signer.fingerprint, comment: signer.comment } : null,
         entries: contents.read,
       },
       text:
         `OK: ${args[0]!} is intact (${contents.read.length} entries, every sha256 matched; ${contents.compression})\n` +
-        `  snapshot ${manifest.snapshot_name}, image ${manifest.image_digest}, ${manifest.platform}, image tar ${formatBytes(image?.size ?? 0)}\n`,
+        `  snapshot ${manifest.snapshot_name}, image ${manifest.image_digest}, ${manifest.platform}, image tar ${formatBytes(image?.size ?? 0)}\n` +
+        `  ${signedBy}\n`,
     };
   },
 };

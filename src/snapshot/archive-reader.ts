@@ -39,6 +39,8 @@ export interface ArchiveContents {
   /** Every entry read, with the size and sha256 of the bytes actually read. */
   read: EntryDigestRecord[];
   checksums: Checksums | undefined;
+  checksumsRaw: Buffer | undefined;
+  signatureRaw: Buffer | undefined;
   stoppedAtImage: boolean;
 }
 
@@ -79,8 +81,15 @@ export async function readSnapshotArchive(
       if (seen.has(name)) throw invalidArchive(`Entry '${name}' appears twice in the snapshot file`);
       if (seen.size === 0 && name !== ENTRY.manifest)
         throw invalidArchive(`The snapshot file must start with manifest.json, not '${name}'`);
-      if (contents.checksums)
-        throw invalidArchive(`Entry '${name}' comes after checksums.json, which must be last`);
+      if (contents.signatureRaw)
+        throw invalidArchive(`Entry '${name}' comes after signature.json, which must be last`);
+      if (contents.checksums && name !== ENTRY.signature) {
+        throw invalidArchive(
+          `Entry '${name}' comes after checksums.json, which only signature.json may follow`,
+        );
+      }
+      if (name === ENTRY.signature && !contents.checksums)
+        throw invalidArchive("signature.json comes before checksums.json");
       seen.add(name);
       if (volume) {
         if (!contents.manifest?.volumes?.includes(volume))
@@ -115,6 +124,9 @@ export async function readSnapshotArchive(
         await handlers.onManifest?.(contents.manifest);
       } else if (name === ENTRY.checksums) {
         contents.checksums = parseChecksums(data);
+        contents.checksumsRaw = data;
+      } else if (name === ENTRY.signature) {
+        contents.signatureRaw = data;
       } else {
         contents.small.set(name, data);
       }

@@ -15,6 +15,7 @@ import { platformString } from "./metadata.ts";
 import { describeRef } from "./names.ts";
 import { findSnapshot } from "./resolve.ts";
 import { SecretScanner, type SecretFinding } from "./secrets.ts";
+import { loadSigner, signChecksums } from "./signing.ts";
 import { projectVolumes, readVolume } from "./volumes.ts";
 
 export interface ExportOptions {
@@ -27,6 +28,8 @@ export interface ExportOptions {
   compression: Compression;
   level?: number;
   failOnSecrets: boolean;
+  /** Path of an ed25519 private key to sign the file with. */
+  sign?: string;
   /** Also carry the project's named volumes (the project: --project, the snapshot's, or vm.yaml's). */
   includeVolumes: boolean;
   spoolDir: string;
@@ -47,6 +50,7 @@ export interface ExportResult {
 export async function exportSnapshot(services: Services, options: ExportOptions): Promise<ExportResult> {
   const { engine } = services;
   const { ref, metadata } = await findSnapshot(services.snapshots, options.name, options.project);
+  const signer = options.sign ? await loadSigner(resolve(options.cwd, options.sign)) : undefined;
   const image = await engine.images.inspect(metadata.engine_image_id);
   if (!image) {
     throw new VmError(
@@ -94,6 +98,7 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
     streamed: [ENTRY.image, ...volumes.map((v) => `volumes/${v.name}.tar`)],
     checksums: ENTRY.checksums,
     ...(volumes.length ? { volumes: volumes.map((v) => v.name) } : {}),
+    ...(signer ? { signed_by: signer.fingerprint } : {}),
   };
   const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + "\n");
 
@@ -146,7 +151,13 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
         manifest_sha256: sha256(manifestBytes),
         entries: writer.entries.slice(),
       };
-      await writer.addBuffer(ENTRY.checksums, Buffer.from(JSON.stringify(checksums, null, 2) + "\n"));
+      const checksumsBytes = Buffer.from(JSON.stringify(checksums, null, 2) + "\n");
+      await writer.addBuffer(ENTRY.checksums, checksumsBytes);
+      if (signer)
+        await writer.addBuffer(
+          ENTRY.signature,
+          Buffer.from(JSON.stringify(signChecksums(signer, checksumsBytes), null, 2) + "\n"),
+        );
       await writer.finish();
       if (sink instanceof FileSink) await sink.commit();
       return {

@@ -14,6 +14,7 @@ export const ENTRY = {
   readme: "docs/README.md",
   image: "images/base.tar",
   checksums: "checksums.json",
+  signature: "signature.json",
 } as const;
 
 /** Entries whose bytes are known before writing starts: their digests are in the manifest itself. */
@@ -48,6 +49,8 @@ export const manifestSchema = z.object({
   layers: z.array(z.string()),
   entries: z.array(entryDigest),
   streamed: z.array(z.string()),
+  /** The fingerprint of the key whose signature.json ends the file; a reader then requires it. */
+  signed_by: z.string().optional(),
   /** Named volumes carried as volumes/<name>.tar (export --include-volumes). */
   volumes: z.array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/)).optional(),
   checksums: z.literal(ENTRY.checksums),

@@ -1,6 +1,7 @@
 import { once } from "node:events";
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import { EngineError } from "../engine/http.ts";
 import type { Services } from "../env/box.ts";
@@ -11,6 +12,7 @@ import type { SnapshotMetadata } from "./metadata.ts";
 import { importedMetadata } from "./imported-metadata.ts";
 import { lockSnapshot, type SnapshotLock } from "./lock.ts";
 import { imageRepo, validateSnapshotName, type SnapshotRef } from "./names.ts";
+import { enforceSignature, signaturePolicy, type PublicKey } from "./signing.ts";
 import { ImageVerifier, verifyContents } from "./verify.ts";
 import { removeVolumeQuietly, snapshotVolumeLabels, snapshotVolumeName, writeVolume } from "./volumes.ts";
 
@@ -25,6 +27,8 @@ export interface ImportOptions {
   /** Answers the platform question on a terminal; undefined when there is no terminal. */
   confirm: ((question: string) => Promise<boolean>) | undefined;
   yes: boolean;
+  requireSignature: boolean;
+  trustedKeys: string[];
   onStart: (info: { total: number | undefined }) => void;
   onBytes: (n: number) => void;
   onWarning: (text: string) => void;
@@ -35,6 +39,7 @@ export interface ImportResult {
   metadata: SnapshotMetadata;
   loaded: boolean;
   replaced: boolean;
+  signer: { fingerprint: string; comment: string } | undefined;
 }
 
 export async function openInput(
@@ -77,6 +82,11 @@ export function counting(stream: Readable, onBytes: (n: number) => void): Readab
 export async function importSnapshot(services: Services, options: ImportOptions): Promise<ImportResult> {
   const { engine, snapshots } = services;
   if (options.verify) await verifyFirst(options);
+  const policy = await signaturePolicy(
+    dirname(snapshots.root),
+    options.requireSignature,
+    options.trustedKeys.map((f) => resolve(options.cwd, f)),
+  );
   const source = await openInput(options.input, options.cwd, options.stdin);
   options.onStart({ total: source.size });
   const info = await engine.info();
@@ -85,6 +95,7 @@ export async function importSnapshot(services: Services, options: ImportOptions)
   let present: string | undefined;
   let loadedIds: string[] = [];
   const createdVolumes: string[] = [];
+  let signer: PublicKey | undefined;
   let lock: SnapshotLock | undefined;
   try {
     return await importLocked();
@@ -114,7 +125,11 @@ export async function importSnapshot(services: Services, options: ImportOptions)
           }
           await checkPlatform(manifest, `${info.os}/${info.architecture}`, options);
           // A file with volumes is read to the end even when the image is here: the volumes are after it.
-          present = manifest.volumes?.length ? undefined : await findPresent(services, manifest);
+          // Signatures and volumes sit after the image: such files are read to the end even when the image is here.
+          present =
+            manifest.volumes?.length || manifest.signed_by || policy.require
+              ? undefined
+              : await findPresent(services, manifest);
         },
         onImage: async (image) => {
           // The engine holds this very image (same config digest, so the same layers): nothing after the
@@ -164,6 +179,9 @@ export async function importSnapshot(services: Services, options: ImportOptions)
         },
       });
       verifyContents(contents);
+      signer = contents.stoppedAtImage
+        ? undefined
+        : enforceSignature(policy, contents.signatureRaw, contents.checksumsRaw, contents.manifest.signed_by);
       if (!present) await verifier.result(contents.manifest);
     } catch (error) {
       for (const volume of createdVolumes) await removeVolumeQuietly(engine, volume);
@@ -188,7 +206,13 @@ export async function importSnapshot(services: Services, options: ImportOptions)
           if (!(error instanceof EngineError)) throw error;
         });
       }
-      return { name: ref.name, metadata, loaded: !present, replaced: old !== undefined };
+      return {
+        name: ref.name,
+        metadata,
+        loaded: !present,
+        replaced: old !== undefined,
+        signer: signer ? { fingerprint: signer.fingerprint, comment: signer.comment } : undefined,
+      };
     } catch (error) {
       if (!present) await removeLoaded(services, loadedIds, present);
       throw error;

@@ -43,7 +43,7 @@ export function verifyContents(contents: ArchiveContents): void {
     throw mismatch(ENTRY.manifest, checksums.manifest_sha256, manifestDigest);
   const listed = new Map(checksums.entries.map((e) => [e.path, e]));
   for (const entry of contents.read) {
-    if (entry.path === ENTRY.checksums) continue;
+    if (entry.path === ENTRY.checksums || entry.path === ENTRY.signature) continue;
     const expected = listed.get(entry.path);
     if (!expected)
       throw new VmError("ARCHIVE_INVALID", `${entry.path} is not listed in checksums.json`, {
