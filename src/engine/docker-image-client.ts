@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import { VmError } from "../errors.ts";
+import { ExitCode, VmError } from "../errors.ts";
 import type { BuildOptions, ImageClient, ImageDetails, ImageSummary } from "./engine.ts";
 import type { RawImage, RawImageSummary } from "./docker-types.ts";
 import { normalizeArch } from "./platform.ts";
@@ -118,8 +118,12 @@ export class DockerImageClient implements ImageClient {
         if (match) loaded.push(match[1]!);
       });
     } catch (error) {
-      if (error instanceof StreamFailure)
-        throw new VmError("LOAD_FAILED", `The engine refused the image: ${error.engineMessage}`);
+      if (error instanceof StreamFailure) {
+        throw new VmError("LOAD_FAILED", `The engine refused the image in the file: ${error.engineMessage}`, {
+          hint: "The file is probably damaged: check it with vm snapshot verify FILE and get a fresh copy (nothing was imported)",
+          exitCode: ExitCode.integrity,
+        });
+      }
       throw error;
     }
     return loaded;

@@ -68,6 +68,9 @@ export async function readSnapshotArchive(
     if (contents.stoppedAtImage) return;
     throw decodeError(error);
   });
+  // It may reject while the loop below still waits on an entry; it is awaited there, but must not count
+  // as an unhandled rejection in between (which would end the process).
+  feeding.catch(() => {});
   try {
     for await (const entry of extract) {
       const { name, type, size = 0 } = entry.header;

@@ -1,0 +1,147 @@
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { availableEngines, docker } from "./helpers/engines.ts";
+import { ensureBusybox } from "./helpers/fixtures.ts";
+import { cleanupRun, makeProject, RUN_ID, runVm, TEST_LABEL, uniqueName } from "./helpers/vm.ts";
+
+/**
+ * Sweeps generated from a real export: single-bit flips in every region of the archive (each entry's
+ * tar header and data: manifest, metadata, image layers, checksums) and truncations at many lengths.
+ * Every case must be refused with a specific message, register nothing and change nothing in the engine.
+ */
+describe("generated damage: bit flips and truncations", () => {
+  const engine = availableEngines()[availableEngines().length - 1]!;
+  const source = availableEngines()[0]!;
+  const dir = mkdtempSync(join(tmpdir(), "vm-hostile-"));
+  const homeA = join(dir, "a");
+  const homeB = join(dir, "b");
+  const name = uniqueName("sweep");
+  const counts: Record<string, number> = {};
+  let tarBytes: Buffer;
+  let regions: { region: string; offsets: number[] }[] = [];
+  let imagesBefore = "";
+
+  before(async () => {
+    const p = makeProject({ Dockerfile: `FROM ${ensureBusybox(source)}\nRUN echo ${name} > /sweep\n` });
+    try {
+      const made = await runVm(
+        ["snapshot", "create", `@${name}`, "--from-dockerfile", join(p.dir, "Dockerfile")],
+        { cwd: dir, engine: source, env: { XDG_CONFIG_HOME: homeA } },
+      );
+      assert.equal(made.code, 0, made.stderr);
+    } finally {
+      p.cleanup();
+    }
+    const file = join(dir, "good.snapshot.tar.gz");
+    assert.equal(
+      (
+        await runVm(["snapshot", "export", `@${name}`, "-o", file], {
+          cwd: dir,
+          engine: source,
+          env: { XDG_CONFIG_HOME: homeA },
+        })
+      ).code,
+      0,
+    );
+    tarBytes = gunzipSync(readFileSync(file));
+    // Walk the tar: header block, then data padded to 512, per entry.
+    let offset = 0;
+    while (offset + 512 <= tarBytes.length && tarBytes[offset] !== 0) {
+      const entry = tarBytes.toString("utf8", offset, offset + 100).replace(/\0.*$/, "");
+      const size = Number.parseInt(
+        tarBytes
+          .toString("ascii", offset + 124, offset + 136)
+          .replace(/\0.*$/, "")
+          .trim(),
+        8,
+      );
+      regions.push({ region: `${entry} header`, offsets: [offset + 1, offset + 125, offset + 150] });
+      const data = offset + 512;
+      const picks =
+        size <= 3
+          ? [data]
+          : [data, data + Math.floor(size / 3), data + Math.floor((2 * size) / 3), data + size - 1];
+      regions.push({ region: `${entry} data`, offsets: picks });
+      offset = data + Math.ceil(size / 512) * 512;
+    }
+    regions = regions.filter((r) => r.offsets.length > 0);
+    imagesBefore = docker(engine, ["images", "-qa", "--filter", `label=${TEST_LABEL}=${RUN_ID}`])
+      .split("\n")
+      .sort()
+      .join(",");
+  });
+  after(() => {
+    const summary = Object.entries(counts)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(", ");
+    console.log(`generated damage cases tried: ${summary}`);
+    cleanupRun(source);
+    cleanupRun(engine);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function refused(file: string, category: string): Promise<void> {
+    counts[category] = (counts[category] ?? 0) + 1;
+    const target = `${name}-x`;
+    const res = await runVm(["snapshot", "import", file, "--name", target], {
+      cwd: dir,
+      engine,
+      env: { XDG_CONFIG_HOME: homeB },
+    });
+    assert.notEqual(res.code, 0, `${file}: ${res.stdout}`);
+    assert.match(res.stderr, /^Error: .+\nHint: .+\n$/s, res.stderr);
+    assert.doesNotMatch(res.stderr, /internal error/);
+    assert.equal(existsSync(join(homeB, "vm", "snapshots", "global", target)), false);
+    const staging = join(homeB, "vm", "snapshots", ".staging");
+    assert.deepEqual(existsSync(staging) ? readdirSync(staging) : [], []);
+    assert.equal(
+      docker(engine, ["images", "-qa", "--filter", `label=${TEST_LABEL}=${RUN_ID}`])
+        .split("\n")
+        .sort()
+        .join(","),
+      imagesBefore,
+      "the engine's images are as they were",
+    );
+  }
+
+  it("refuses a single-bit flip in every region of the archive", async () => {
+    for (const { region, offsets } of regions) {
+      for (const at of offsets) {
+        const damaged = Buffer.from(tarBytes);
+        damaged[at] = damaged[at]! ^ 0x04;
+        const file = join(dir, "flip.snapshot.tar.gz");
+        writeFileSync(file, gzipSync(damaged));
+        await refused(file, "bit flips");
+        assert.ok(region);
+      }
+    }
+  });
+
+  it("refuses the file cut at many lengths", async () => {
+    const gz = gzipSync(tarBytes);
+    const lengths = [0, 1, 10, 100, 511, 512, 1024, 4096];
+    for (let i = 1; i < 12; i++) lengths.push(Math.floor((gz.length * i) / 12));
+    lengths.push(gz.length - 8, gz.length - 1);
+    for (const length of lengths) {
+      const file = join(dir, "cut.snapshot.tar.gz");
+      writeFileSync(file, gz.subarray(0, length));
+      await refused(file, "truncations");
+    }
+  });
+
+  it("still imports the undamaged file afterwards", async () => {
+    const res = await runVm(
+      ["snapshot", "import", join(dir, "good.snapshot.tar.gz"), "--name", `${name}-ok`],
+      {
+        cwd: dir,
+        engine,
+        env: { XDG_CONFIG_HOME: homeB, VM_LABELS: `${TEST_LABEL}=${RUN_ID}` },
+      },
+    );
+    assert.equal(res.code, 0, res.stderr);
+  });
+});
