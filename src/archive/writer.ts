@@ -58,20 +58,15 @@ export class ArchiveWriter {
     await this.compressor.flush();
     const headerAt = this.sink.position;
     await this.sink.write(Buffer.alloc(storedBlockSize(this.compression, BLOCK)));
-    const hash = createHash("sha256");
-    let size = 0;
-    for await (const chunk of source) {
-      hash.update(chunk);
-      size += chunk.length;
-      onBytes(chunk.length);
-      await this.compressor.push(chunk);
-    }
+    const { size, sha256: digest } = await passThrough(source, onBytes, (chunk) =>
+      this.compressor.push(chunk),
+    );
     await this.compressor.push(padding(size));
     await this.sink.writeAt(
       storedBlock(this.compression, encodeHeader({ name: path, size, mtime: new Date() })),
       headerAt,
     );
-    return this.record({ path, size, sha256: hash.digest("hex") });
+    return this.record({ path, size, sha256: digest });
   }
 
   private async addSpooled(
@@ -82,20 +77,15 @@ export class ArchiveWriter {
     const spool = join(this.spoolDir ?? ".", `.vm-spool-${process.pid}-${randomBytes(4).toString("hex")}`);
     const handle = await open(spool, "wx", 0o600);
     try {
-      const hash = createHash("sha256");
-      let size = 0;
-      for await (const chunk of source) {
-        hash.update(chunk);
-        size += chunk.length;
-        onBytes(chunk.length);
+      const { size, sha256: digest } = await passThrough(source, onBytes, async (chunk) => {
         await handle.write(chunk);
-      }
+      });
       await handle.close();
       await this.compressor.push(encodeHeader({ name: path, size, mtime: new Date() }));
       for await (const chunk of createReadStream(spool, { highWaterMark: 1024 * 1024 }))
         await this.compressor.push(chunk as Buffer);
       await this.compressor.push(padding(size));
-      return this.record({ path, size, sha256: hash.digest("hex") });
+      return this.record({ path, size, sha256: digest });
     } finally {
       await handle.close().catch(() => {});
       await unlink(spool).catch(() => {});
@@ -111,6 +101,23 @@ export class ArchiveWriter {
     this.entries.push(entry);
     return entry;
   }
+}
+
+/** Hands each chunk of `source` to `write`, counting and hashing what passes. */
+async function passThrough(
+  source: AsyncIterable<Buffer>,
+  onBytes: (n: number) => void,
+  write: (chunk: Buffer) => Promise<void>,
+): Promise<{ size: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  for await (const chunk of source) {
+    hash.update(chunk);
+    size += chunk.length;
+    onBytes(chunk.length);
+    await write(chunk);
+  }
+  return { size, sha256: hash.digest("hex") };
 }
 
 export function sha256(data: Buffer | string): string {
