@@ -11,6 +11,7 @@ import type {
   RunOnceResult,
 } from "./engine.ts";
 import type { RawContainer, RawContainerSummary } from "./docker-types.ts";
+import { toContainerDetails, toContainerSummary } from "./docker-mappers.ts";
 import { Collector, pumpSession } from "./exec-session.ts";
 import { labelFilter, type DockerHttp, readText } from "./http.ts";
 import { demultiplex } from "./multiplex.ts";
@@ -97,51 +98,14 @@ export class DockerContainerClient implements ContainerClient {
       res.resume();
       return undefined;
     }
-    const raw = JSON.parse(await readText(res)) as RawContainer;
-    const ports: ContainerDetails["ports"] = [];
-    for (const [container, bindings] of Object.entries(raw.NetworkSettings?.Ports ?? {})) {
-      for (const b of bindings ?? []) ports.push({ container, hostIp: b.HostIp, hostPort: b.HostPort });
-    }
-    return {
-      id: raw.Id,
-      name: raw.Name.replace(/^\//, ""),
-      image: raw.Config?.Image ?? "",
-      imageId: raw.Image,
-      labels: raw.Config?.Labels ?? {},
-      state: {
-        status: raw.State.Status,
-        running: raw.State.Running,
-        paused: raw.State.Paused,
-        startedAt: raw.State.StartedAt,
-        exitCode: raw.State.ExitCode,
-      },
-      created: raw.Created,
-      memoryBytes: raw.HostConfig?.Memory ?? 0,
-      nanoCpus: raw.HostConfig?.NanoCpus ?? 0,
-      mounts: (raw.Mounts ?? []).map((m) => ({
-        type: m.Type,
-        source: m.Source,
-        destination: m.Destination,
-        ...(m.Name ? { name: m.Name } : {}),
-      })),
-      ports,
-    };
+    return toContainerDetails(JSON.parse(await readText(res)) as RawContainer);
   }
 
   async list(labels: Record<string, string>): Promise<ContainerSummary[]> {
     const raw = await this.http.json<RawContainerSummary[]>("GET", "/containers/json", "Listing containers", {
       query: { all: true, filters: labelFilter(labels) },
     });
-    return raw.map((c) => ({
-      id: c.Id,
-      name: (c.Names?.[0] ?? c.Id).replace(/^\//, ""),
-      image: c.Image,
-      imageId: c.ImageID,
-      state: c.State,
-      status: c.Status,
-      labels: c.Labels ?? {},
-      created: c.Created,
-    }));
+    return raw.map(toContainerSummary);
   }
 
   async pause(id: string): Promise<void> {
