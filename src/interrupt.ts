@@ -13,7 +13,14 @@ export async function guardInterrupts<T>(cleanup: () => Promise<void>, work: () 
   };
   for (const signal of Object.keys(codes)) process.on(signal, handler);
   try {
-    return await work();
+    const result = await work();
+    // Once a signal has arrived the cleanup decides how vm ends: neither a result nor an error the
+    // interruption caused (a file closed under a write) may be reported meanwhile.
+    if (cleaning) await new Promise<never>(() => {});
+    return result;
+  } catch (error) {
+    if (cleaning) await new Promise<never>(() => {});
+    throw error;
   } finally {
     for (const signal of Object.keys(codes)) process.off(signal, handler);
   }

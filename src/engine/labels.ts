@@ -11,6 +11,8 @@ export const Label = {
   snapshot: "dev.vm.snapshot",
   volume: "dev.vm.volume",
   version: "dev.vm.version",
+  /** host/pid of the vm process that made a temporary thing, so a later vm can clean up after a killed one. */
+  owner: "dev.vm.owner",
 } as const;
 
 export type Role = "environment" | "box" | "volume" | "snapshot" | "snapshot-volume";

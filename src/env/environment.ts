@@ -3,6 +3,7 @@ import type { ContainerDetails, ContainerSummary, Engine } from "../engine/engin
 import { EngineError } from "../engine/http.ts";
 import { Label, managedLabels } from "../engine/labels.ts";
 import { ExitCode, VmError } from "../errors.ts";
+import { guardInterrupts } from "../interrupt.ts";
 import { resolveBox, type Services } from "./box.ts";
 import { seedVolumes } from "../snapshot/volumes.ts";
 import { containerName, volumeName } from "./names.ts";
@@ -74,7 +75,13 @@ export async function createEnvironment(
   options: CreateOptions,
 ): Promise<CreateResult> {
   const { engine } = services;
-  const existing = await findEnvironment(engine, config.project.name);
+  let existing = await findEnvironment(engine, config.project.name);
+  // vm starts every container it creates: one still in "created" was left by an interrupted vm create.
+  if (existing?.state === "created") {
+    services.log(`Removing ${existing.name}, left half-made by an interrupted vm create\n`);
+    await engine.containers.remove(existing.id, { force: true });
+    existing = undefined;
+  }
   if (existing && !options.force) {
     throw new VmError(
       "ENV_EXISTS",
@@ -121,59 +128,65 @@ export async function createEnvironment(
       }),
     );
   }
-  let id: string;
-  try {
-    id = await engine.containers.create({
-      name,
-      image: box.image,
-      labels,
-      // vm.yaml's environment is given to each exec instead (vm exec, vm ssh): kept out of the container's
-      // config, it cannot be committed into a snapshot.
-      env: {},
-      workingDir: config.project.workspacePath,
-      ...(config.user !== undefined ? { user: config.user } : {}),
-      hostname: config.project.name,
-      // Keeps the environment up until it is stopped; the init process makes stop immediate.
-      entrypoint: ["sleep"],
-      cmd: ["infinity"],
-      binds: [`${config.dir}:${config.project.workspacePath}`],
-      volumes: config.volumes.map((v) => ({
-        name: volumeName(config.project.name, v.name),
-        target: v.target,
-        readOnly: v.readOnly,
-      })),
-      ports: config.ports,
-      ...(config.memoryBytes !== undefined ? { memoryBytes: config.memoryBytes } : {}),
-      ...(config.nanoCpus !== undefined ? { nanoCpus: config.nanoCpus } : {}),
-    });
-  } catch (error) {
-    if (error instanceof EngineError && error.status === 409) {
+  // Ctrl-C or SIGTERM from here on removes the container, so an interrupted create leaves none behind.
+  let id: string | undefined;
+  const removeHalfMade = async () => {
+    if (id) await engine.containers.remove(id, { force: true });
+  };
+  return guardInterrupts(removeHalfMade, async () => {
+    try {
+      id = await engine.containers.create({
+        name,
+        image: box.image,
+        labels,
+        // vm.yaml's environment is given to each exec instead (vm exec, vm ssh): kept out of the container's
+        // config, it cannot be committed into a snapshot.
+        env: {},
+        workingDir: config.project.workspacePath,
+        ...(config.user !== undefined ? { user: config.user } : {}),
+        hostname: config.project.name,
+        // Keeps the environment up until it is stopped; the init process makes stop immediate.
+        entrypoint: ["sleep"],
+        cmd: ["infinity"],
+        binds: [`${config.dir}:${config.project.workspacePath}`],
+        volumes: config.volumes.map((v) => ({
+          name: volumeName(config.project.name, v.name),
+          target: v.target,
+          readOnly: v.readOnly,
+        })),
+        ports: config.ports,
+        ...(config.memoryBytes !== undefined ? { memoryBytes: config.memoryBytes } : {}),
+        ...(config.nanoCpus !== undefined ? { nanoCpus: config.nanoCpus } : {}),
+      });
+    } catch (error) {
+      if (error instanceof EngineError && error.status === 409) {
+        throw new VmError(
+          "CONTAINER_NAME_TAKEN",
+          `A container named '${name}' already exists and vm did not create it`,
+          {
+            hint: `Remove it (docker rm -f ${name}) or choose another project.name in ${config.file}`,
+            exitCode: ExitCode.conflict,
+            cause: error,
+          },
+        );
+      }
+      throw error;
+    }
+    try {
+      await engine.containers.start(id);
+    } catch (error) {
+      await engine.containers.remove(id, { force: true });
       throw new VmError(
-        "CONTAINER_NAME_TAKEN",
-        `A container named '${name}' already exists and vm did not create it`,
+        "ENV_START_FAILED",
+        `The environment was created but did not start: ${(error as Error).message}`,
         {
-          hint: `Remove it (docker rm -f ${name}) or choose another project.name in ${config.file}`,
-          exitCode: ExitCode.conflict,
+          hint: "Check vm.memory, vm.cpus, ports (already in use?) and vm.user, then run `vm create` again",
           cause: error,
         },
       );
     }
-    throw error;
-  }
-  try {
-    await engine.containers.start(id);
-  } catch (error) {
-    await engine.containers.remove(id, { force: true });
-    throw new VmError(
-      "ENV_START_FAILED",
-      `The environment was created but did not start: ${(error as Error).message}`,
-      {
-        hint: "Check vm.memory, vm.cpus, ports (already in use?) and vm.user, then run `vm create` again",
-        cause: error,
-      },
-    );
-  }
-  return { id, name, image: box.image, box: box.description, replaced: existing !== undefined };
+    return { id, name, image: box.image, box: box.description, replaced: existing !== undefined };
+  });
 }
 
 export async function startEnvironment(engine: Engine, config: Config): Promise<ContainerSummary> {

@@ -2,7 +2,9 @@ import { fstatSync } from "node:fs";
 import type { CommandContext } from "../cli/context.ts";
 import type { Config } from "../config/load.ts";
 import { ExitCode, VmError } from "../errors.ts";
+import { SnapshotStore } from "../snapshot/store.ts";
 import { requireEnvironment, requireRunning } from "./environment.ts";
+import { pauseMarkerDir, recoverPaused } from "./quiesce.ts";
 
 /** bash as a login shell where the box has it, else sh. */
 export const LOGIN_SHELL = [
@@ -43,6 +45,11 @@ export async function runInEnvironment(
         exitCode: ExitCode.usage,
       },
     );
+  }
+  const found = await requireEnvironment(ctx.engine, config);
+  if (found.state === "paused") {
+    const markers = pauseMarkerDir(SnapshotStore.fromEnv(ctx.env).root);
+    await recoverPaused(ctx.engine, markers, found, (text) => stderr.write(text));
   }
   const env = await requireRunning(ctx.engine, config);
   const extraEnv: Record<string, string> = { ...config.environment };

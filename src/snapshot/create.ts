@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { packBuildContext } from "../archive/build-context.ts";
 import type { ImageConfig } from "../engine/engine.ts";
@@ -8,16 +8,15 @@ import type { Services } from "../env/box.ts";
 import { findEnvironment } from "../env/environment.ts";
 import { ExitCode, VmError } from "../errors.ts";
 import { checkFault } from "../faults.ts";
-import { guardInterrupts } from "../interrupt.ts";
+import { pauseMarkerDir, recoverPaused, whilePaused } from "../env/quiesce.ts";
 import { VERSION } from "../version.ts";
 import { gitState, type GitState } from "./git.ts";
 import { configDigest } from "./identity.ts";
+import { cleanLeftovers, ownerLabel, STAGING_REPO, stagingTag } from "./leftovers.ts";
 import { lockSnapshot } from "./lock.ts";
 import { takeInventory } from "./inventory.ts";
 import { METADATA_FORMAT, type SnapshotMetadata } from "./metadata.ts";
 import { describeRef, imageRepo, refLabel, type SnapshotRef } from "./names.ts";
-
-const STAGING_REPO = "vm-snapshot/staging";
 
 export type DockerfileOptions = CommonOptions & {
   dockerfile: string;
@@ -35,6 +34,8 @@ export interface CommonOptions {
 async function withLock<T>(services: Services, options: CommonOptions, work: () => Promise<T>): Promise<T> {
   const lock = await lockSnapshot(services.snapshots.root, options.ref, "created");
   try {
+    const removed = await cleanLeftovers(services);
+    if (removed) services.log(`Removed ${removed} leftover(s) of an interrupted vm snapshot create\n`);
     return await work();
   } finally {
     await lock.release();
@@ -62,8 +63,6 @@ function snapshotLabels(services: Services, ref: SnapshotRef): Record<string, st
   });
 }
 
-const stagingTag = () => `${process.pid}-${randomBytes(4).toString("hex")}`;
-
 /**
  * `vm snapshot create`: commits the project's environment. With `quiesce` the container is paused for
  * the commit and unpaused afterwards whatever happens.
@@ -81,7 +80,9 @@ async function commitEnvironment(
 ): Promise<SnapshotMetadata> {
   await checkConflict(services, options);
   const { engine } = services;
-  const env = await findEnvironment(engine, options.project);
+  const found = await findEnvironment(engine, options.project);
+  const markers = pauseMarkerDir(services.snapshots.root);
+  const env = found && (await recoverPaused(engine, markers, found, services.log));
   if (!env) {
     throw new VmError("ENV_NOT_FOUND", `Project '${options.project}' has no environment to snapshot`, {
       hint: "Create it with `vm create`, or build a snapshot straight from a Dockerfile: vm snapshot create @NAME --from-dockerfile PATH",
@@ -107,15 +108,7 @@ async function commitEnvironment(
   };
   let imageId: string;
   if (pause) {
-    const unpause = () => engine.containers.unpause(env.id);
-    imageId = await guardInterrupts(unpause, async () => {
-      await engine.containers.pause(env.id);
-      try {
-        return await commit();
-      } finally {
-        await unpause();
-      }
-    });
+    imageId = await whilePaused(engine, markers, env.id, commit);
   } else {
     imageId = await commit();
   }
@@ -220,11 +213,7 @@ async function register(
     services.log(`Taking inventory of ${describeRef(ref)}\n`);
     const [digest, inventory] = await Promise.all([
       configDigest(engine, info.imageStore, image.id),
-      takeInventory(
-        engine,
-        image.id,
-        managedLabels("snapshot", services.extraLabels, { [Label.role]: "probe" }),
-      ),
+      takeInventory(engine, image.id, managedLabels("snapshot", services.extraLabels, ownerLabel())),
     ]);
     const metadata: SnapshotMetadata = {
       format: METADATA_FORMAT,

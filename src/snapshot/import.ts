@@ -6,6 +6,7 @@ import { PassThrough, type Readable } from "node:stream";
 import { EngineError } from "../engine/http.ts";
 import type { Services } from "../env/box.ts";
 import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
+import { guardInterrupts } from "../interrupt.ts";
 import { decodeError, readSnapshotArchive, type ArchiveContents } from "./archive-reader.ts";
 import type { Manifest } from "./format.ts";
 import type { SnapshotMetadata } from "./metadata.ts";
@@ -97,8 +98,21 @@ export async function importSnapshot(services: Services, options: ImportOptions)
   const createdVolumes: string[] = [];
   let signer: PublicKey | undefined;
   let lock: SnapshotLock | undefined;
+  let registering: Promise<ImportResult> | undefined;
+  // Ctrl-C or SIGTERM: stop reading and remove what was loaded, unless the snapshot is being registered
+  // already (a tag and one rename): then let that finish, so the snapshot is either whole or absent.
+  const interrupted = async () => {
+    if (registering) {
+      await registering.catch(() => {});
+    } else {
+      source.stream.destroy();
+      for (const volume of createdVolumes) await removeVolumeQuietly(engine, volume);
+      await removeLoaded(services, loadedIds, present);
+    }
+    await lock?.release();
+  };
   try {
-    return await importLocked();
+    return await guardInterrupts(interrupted, importLocked);
   } finally {
     await lock?.release();
   }
@@ -193,6 +207,15 @@ export async function importSnapshot(services: Services, options: ImportOptions)
         exitCode: ExitCode.integrity,
       });
     const engineId = present ?? (await loadedImageId(services, loadedIds, contents.manifest));
+    registering = registerImport(contents, ref, engineId);
+    return registering;
+  }
+
+  async function registerImport(
+    contents: ArchiveContents,
+    ref: SnapshotRef,
+    engineId: string,
+  ): Promise<ImportResult> {
     try {
       const metadata = importedMetadata(ref, contents, engineId, info.serverVersion);
       await engine.images.tag(engineId, imageRepo(ref), ref.name);
