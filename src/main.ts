@@ -38,6 +38,7 @@ export async function main(argv: string[], { io, env, cwd }: MainOptions): Promi
     return result.exitCode ?? 0;
   } catch (error) {
     if (error instanceof CommanderError) return usageExit(error);
+    error = engine.explain(error);
     io.stderr.write(formatError(error, debug));
     return error instanceof Error && "exitCode" in error && typeof error.exitCode === "number"
       ? error.exitCode
@@ -56,6 +57,7 @@ function createEngine(env: NodeJS.ProcessEnv): Engine {
     return new Proxy({} as Engine, {
       get: (_target, prop) => {
         if (prop === "close") return () => {};
+        if (prop === "explain") return (e: unknown) => e;
         if (prop === "endpoint") return { url: env.DOCKER_HOST ?? "", source: "DOCKER_HOST" };
         return () => Promise.reject(error);
       },

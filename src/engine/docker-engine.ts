@@ -23,6 +23,10 @@ export class DockerEngine implements Engine {
     this.volumes = new DockerVolumeClient(this.http);
   }
 
+  explain(error: unknown): unknown {
+    return this.http.explain(error);
+  }
+
   close(): void {
     this.http.close();
   }

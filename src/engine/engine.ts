@@ -12,6 +12,8 @@ export interface Engine {
   readonly volumes: VolumeClient;
   info(): Promise<EngineInfo>;
   close(): void;
+  /** Turns an error from one of this engine's streams into what to tell the user (a lost connection). */
+  explain(error: unknown): unknown;
 }
 
 export interface ImageClient {

@@ -153,6 +153,19 @@ export class DockerHttp {
     return request({ ...target, method, path, headers, agent: this.agent });
   }
 
+  /**
+   * The error to report for a failure of the connection to the engine: a VmError saying so for errors
+   * only Node's HTTP client raises ("aborted", "socket hang up": the engine went away mid-request or
+   * mid-response), anything else unchanged.
+   */
+  explain(error: unknown): unknown {
+    if (!(error instanceof Error) || error instanceof VmError) return error;
+    const code = systemErrorCode(error);
+    if (code === "ECONNRESET" && (error.message === "aborted" || error.message === "socket hang up"))
+      return this.connectionError(error);
+    return error;
+  }
+
   private connectionError(error: Error): Error {
     if (error instanceof VmError) return error;
     const code = systemErrorCode(error);

@@ -185,7 +185,8 @@ async function* teeInto(source: AsyncIterable<unknown>, side: Writable): AsyncGe
     }
     side.end();
   } catch (error) {
-    side.destroy(error as Error);
+    // Not the error itself: the side (the secret scanner) has nobody listening for one.
+    side.destroy();
     throw error;
   }
 }
