@@ -36,9 +36,9 @@ export async function main(argv: string[], { io, env, cwd }: MainOptions): Promi
     if (jsonWanted && result.json !== undefined) io.stdout.write(JSON.stringify(result.json, null, 2) + "\n");
     else if (result.text) io.stdout.write(result.text);
     return result.exitCode ?? 0;
-  } catch (error) {
-    if (error instanceof CommanderError) return usageExit(error);
-    error = engine.explain(error);
+  } catch (caught) {
+    if (caught instanceof CommanderError) return usageExit(caught);
+    const error = engine.explain(caught);
     io.stderr.write(formatError(error, debug));
     return error instanceof Error && "exitCode" in error && typeof error.exitCode === "number"
       ? error.exitCode
