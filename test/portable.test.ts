@@ -11,6 +11,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
+import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { readEntries, resealed, writeEntries, type Entry } from "./helpers/archives.ts";
@@ -399,7 +400,9 @@ describe("snapshot files", () => {
   });
 
   describe("damaged and hostile files are refused and leave nothing behind", () => {
-    const cases: [string, (entries: Entry[]) => Entry[], RegExp][] = [
+    const withManifest = (e: Entry[], data: Buffer) =>
+      e.map((x) => (x.name === "manifest.json" ? { ...x, data } : x));
+    const cases: [string, (entries: Entry[]) => Entry[], RegExp, ((gz: Buffer) => Buffer)?][] = [
       [
         "a byte changed inside the image",
         (e) =>
@@ -466,6 +469,60 @@ describe("snapshot files", () => {
         ],
         /is a character-device/,
       ],
+      [
+        "a FIFO",
+        (e) => [...e.slice(0, 2), { name: "docs/fifo", data: Buffer.alloc(0), type: "fifo" }, ...e.slice(2)],
+        /is a fifo; snapshot files hold only regular files/,
+      ],
+      [
+        "a manifest that is not JSON",
+        (e) => withManifest(e, Buffer.from('{"format": "vm-snapshot", oops')),
+        /manifest\.json is not valid JSON/,
+      ],
+      [
+        "a manifest of the wrong types",
+        (e) => resealed(e, (m) => (m.size_bytes = "very big")),
+        /manifest\.json is not a vm snapshot manifest \(size_bytes: /,
+      ],
+      [
+        "a huge manifest",
+        (e) => withManifest(e, Buffer.from(`{"pad": "${"x".repeat(2 * 1024 * 1024)}"}`)),
+        /Entry 'manifest\.json' is \d+ bytes, more than the 1048576 a snapshot file allows/,
+      ],
+      [
+        "entries reordered (a document after the image)",
+        (e) => {
+          const doc = e.findIndex((x) => x.name === "metadata/versions.json");
+          const moved = e.filter((_, i) => i !== doc);
+          const image = moved.findIndex((x) => x.name === "images/base.tar");
+          return [...moved.slice(0, image + 1), e[doc]!, ...moved.slice(image + 1)];
+        },
+        /Entry 'metadata\/versions\.json' is out of order/,
+      ],
+      [
+        "bytes after the end of the compressed data",
+        (e) => e,
+        /1000 bytes follow the end of the compressed data/,
+        (gz) => Buffer.concat([gz, Buffer.alloc(1000)]),
+      ],
+      [
+        "a decompression bomb (gigabytes of zeros from a few megabytes)",
+        (e) => e,
+        /expands to more than \d+ bytes from \d+ compressed bytes, past twice the \d+-byte image its manifest describes: it looks like a decompression bomb/,
+        (gz) => {
+          const zeros = gzipSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 });
+          return Buffer.concat([gz, ...Array.from({ length: 48 }, () => zeros)]);
+        },
+      ],
+      [
+        "a decompression bomb whose manifest claims a terabyte image",
+        (e) => resealed(e, (m) => (m.size_bytes = 1e12)),
+        /expands to more than \d+ bytes from \d+ compressed bytes, more than 500 times the compressed size: it looks like a decompression bomb/,
+        (gz) => {
+          const zeros = gzipSync(Buffer.alloc(64 * 1024 * 1024), { level: 9 });
+          return Buffer.concat([gz, ...Array.from({ length: 48 }, () => zeros)]);
+        },
+      ],
       ["a duplicated entry", (e) => [...e.slice(0, 2), e[1]!, ...e.slice(2)], /appears twice/],
       ["manifest.json not first", (e) => [e[1]!, e[0]!, ...e.slice(2)], /must start with manifest\.json/],
       [
@@ -484,10 +541,16 @@ describe("snapshot files", () => {
         /format version 99.*\n.*Upgrade vm/,
       ],
     ];
-    for (const [title, alter, message] of cases) {
+    after(() =>
+      console.log(
+        `hostile archive cases tried: ${cases.length} built from a real export (${cases.map((c) => c[0]).join("; ")}), plus a truncated file, a non-archive and --verify`,
+      ),
+    );
+    for (const [title, alter, message, finish] of cases) {
       it(title, async () => {
         const file = join(files, `bad-${title.replace(/\W+/g, "-")}.snapshot.tar.gz`);
         await writeEntries(file, alter(await readEntries(fresh)));
+        if (finish) writeFileSync(file, finish(readFileSync(file)));
         const target = `${name}-bad`;
         const imagesBefore = docker(machineB.engine, [
           "images",

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, afterEach, before, describe, it } from "node:test";
 import { readEntries, resealed, writeEntries } from "./helpers/archives.ts";
 import { availableEngines } from "./helpers/engines.ts";
 import { ensureBusybox } from "./helpers/fixtures.ts";
@@ -62,7 +62,10 @@ describe("signed snapshots", { skip: haveKeygen ? false : "ssh-keygen is not ins
     assert.equal(res.code, 0, res.stderr);
     assert.equal((await vm(homeA, ["snapshot", "export", `@${name}`, "-o", unsigned])).code, 0);
   });
+  const tried: string[] = [];
+  afterEach((t) => void tried.push(t.name));
   after(() => {
+    console.log(`signature cases tried: ${tried.length} (${tried.join("; ")})`);
     cleanupRun(engine);
     rmSync(dir, { recursive: true, force: true });
   });

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { PassThrough, type Readable } from "node:stream";
+import { PassThrough, type Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
 import { VmError } from "../errors.ts";
@@ -64,9 +64,12 @@ export async function readSnapshotArchive(
     stoppedAtImage: false,
   };
   const seen = new Set<string>();
-  const feeding = pipeline(stream, createDecompressor(compression), extract).catch((error: unknown) => {
+  let lastRank = -1;
+  const decompressor = createDecompressor(compression);
+  const guard = expansionGuard(stream, decompressor, compression, () => contents.manifest);
+  const feeding = pipeline(stream, decompressor, extract).catch((error: unknown) => {
     if (contents.stoppedAtImage) return;
-    throw decodeError(error);
+    throw decodeError(guard.failure ?? error);
   });
   // It may reject while the loop below still waits on an entry; it is awaited there, but must not count
   // as an unhandled rejection in between (which would end the process).
@@ -93,6 +96,12 @@ export async function readSnapshotArchive(
       }
       if (name === ENTRY.signature && !contents.checksums)
         throw invalidArchive("signature.json comes before checksums.json");
+      const rank = entryRank(name, volume, contents.manifest);
+      if (rank < lastRank)
+        throw invalidArchive(
+          `Entry '${name}' is out of order: snapshot files hold manifest.json, the documents, the image, the volumes, then checksums.json`,
+        );
+      lastRank = rank;
       seen.add(name);
       if (volume) {
         if (!contents.manifest?.volumes?.includes(volume))
@@ -136,15 +145,81 @@ export async function readSnapshotArchive(
     }
     // Stopping early destroys the input, and the pipeline of the remaining streams may never settle then.
     if (contents.stoppedAtImage) feeding.catch(() => {});
-    else await feeding;
+    else {
+      await feeding;
+      guard.checkEnd();
+    }
   } catch (error) {
     input.destroy();
     await feeding.catch(() => {});
-    throw decodeError(error);
+    throw decodeError(guard.failure ?? error);
   }
   if (!contents.manifest || !contents.manifestRaw)
     throw invalidArchive("The file holds no manifest.json: it is not a vm snapshot");
   return contents as ArchiveContents;
+}
+
+const RANK: Record<string, number> = {
+  [ENTRY.manifest]: 0,
+  ...Object.fromEntries(HEAD_ENTRIES.map((path, i) => [path, 1 + i])),
+  [ENTRY.image]: 100,
+  [ENTRY.checksums]: 1_000_000,
+  [ENTRY.signature]: 1_000_001,
+};
+
+/** An entry's place in the format's order; volumes follow the image in the manifest's order. */
+function entryRank(name: string, volume: string | undefined, manifest: Manifest | undefined): number {
+  if (volume !== undefined) return 101 + (manifest?.volumes?.indexOf(volume) ?? 0);
+  return RANK[name] ?? 0;
+}
+
+/** Decompressed bytes may outnumber compressed ones at most this much (beyond the first 256 MiB). */
+export const MAX_EXPANSION = 500;
+const EXPANSION_FLOOR = 256 * 1024 * 1024;
+/** Room beyond twice the image's size for the documents, tar headers and the end of the archive. */
+const MANIFEST_SLACK = 512 * 1024 * 1024;
+
+/**
+ * Watches the decompression for a bomb. The output may not pass twice the image size the manifest
+ * records (plus room for the rest; a file with volumes has no such bound, their size is not recorded), and
+ * past its first 256 MiB it may not outgrow MAX_EXPANSION times the compressed bytes read, whatever the
+ * manifest claims. At the end, nothing may follow the compressed data (zlib would silently drop it).
+ */
+function expansionGuard(
+  input: Readable,
+  decompressor: Transform,
+  compression: Compression,
+  manifest: () => Manifest | undefined,
+): { failure: VmError | undefined; checkEnd: () => void } {
+  const state = { failure: undefined as VmError | undefined, checkEnd: () => {} };
+  if (compression === "none") return state;
+  let read = 0;
+  let expanded = 0;
+  input.on("data", (chunk: Buffer) => (read += chunk.length));
+  decompressor.on("data", (chunk: Buffer) => {
+    expanded += chunk.length;
+    if (state.failure) return;
+    const m = manifest();
+    const bound = m && !m.volumes?.length ? m.size_bytes * 2 + MANIFEST_SLACK : Infinity;
+    let why: string | undefined;
+    if (expanded > bound) why = `past twice the ${m?.size_bytes}-byte image its manifest describes`;
+    else if (expanded > EXPANSION_FLOOR && expanded > read * MAX_EXPANSION)
+      why = `more than ${MAX_EXPANSION} times the compressed size`;
+    if (why === undefined) return;
+    state.failure = invalidArchive(
+      `The snapshot file expands to more than ${expanded} bytes from ${read} compressed bytes, ${why}: it looks like a decompression bomb`,
+      "Do not import this file; get the snapshot from its source again",
+    );
+    decompressor.destroy(state.failure);
+  });
+  state.checkEnd = () => {
+    const used = (decompressor as Transform & { bytesWritten: number }).bytesWritten;
+    if (used < read)
+      throw invalidArchive(
+        `${read - used} bytes follow the end of the compressed data; a snapshot file ends where its archive ends`,
+      );
+  };
+  return state;
 }
 
 /** Streams an entry to `consume` while hashing it into the record of what was read. */
