@@ -683,7 +683,7 @@ describe("snapshot files", () => {
     assert.deepEqual(readdirSync(dir), ["bulk.snapshot.tar.gz"]);
   });
 
-  it("an export into a nearly full filesystem fails with 'no space', the path and the size, and leaves no partial file", async (t) => {
+  it("an export into a nearly full filesystem fails with 'no space', the path and the size, before starting when it can tell, and leaves no partial file", async (t) => {
     if (process.getuid?.() !== 0) return t.skip("mounting a small tmpfs needs root");
     const bulk = ensureBulkImage(machine.engine);
     const p = project({ Dockerfile: `FROM ${bulk}\n` });
@@ -692,22 +692,31 @@ describe("snapshot files", () => {
       (await on(machine, ["snapshot", "create", `@${big}`, "--from-dockerfile", "Dockerfile"], p.dir)).code,
       0,
     );
-    const mount = mkdtempSync(join(tmpdir(), "vm-tmpfs-"));
-    assert.equal(spawnSync("mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", mount]).status, 0);
-    try {
-      const target = join(mount, "full.snapshot.tar.gz");
-      const res = await on(machine, ["snapshot", "export", `@${big}`, "-o", target], files);
-      assert.equal(res.code, 1);
-      assert.match(
-        res.stderr,
-        new RegExp(
-          `No space left on the device while writing ${target} \\([\\d.]+ [KM]?B written; about [\\d.]+ MB are needed\\)`,
-        ),
-      );
-      assert.deepEqual(readdirSync(mount), []);
-    } finally {
-      spawnSync("umount", [mount]);
-      rmSync(mount, { recursive: true, force: true });
+    // 16 MiB passes the check before the start (a tenth of the 50 MB image) and runs out mid-write;
+    // 2 MiB is refused before anything is written.
+    for (const size of ["16m", "2m"]) {
+      const mount = mkdtempSync(join(tmpdir(), "vm-tmpfs-"));
+      assert.equal(spawnSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", mount]).status, 0);
+      try {
+        const target = join(mount, "full.snapshot.tar.gz");
+        const res = await on(machine, ["snapshot", "export", `@${big}`, "-o", target], files);
+        assert.equal(res.code, 1, res.stderr);
+        assert.match(
+          res.stderr,
+          size === "16m"
+            ? new RegExp(
+                `No space left on the device while writing ${target} \\([\\d.]+ [KM]?B written; about [\\d.]+ MB are needed\\)`,
+              )
+            : new RegExp(
+                `Not enough space to write ${target}: [\\d.]+ [KM]?B free on its filesystem, and a [\\d.]+ MB image \\(gzip\\) needs at least [\\d.]+ MB`,
+              ),
+        );
+        assert.match(res.stderr, /Hint: Free some space or write elsewhere with --output PATH/);
+        assert.deepEqual(readdirSync(mount), []);
+      } finally {
+        spawnSync("umount", [mount]);
+        rmSync(mount, { recursive: true, force: true });
+      }
     }
   });
 

@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import { open, readdir, rename, unlink, type FileHandle } from "node:fs/promises";
+import { open, readdir, rename, statfs, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { Writable } from "node:stream";
 import { formatBytes } from "../config/units.ts";
@@ -137,4 +137,28 @@ export function fileError(
     });
   }
   return error;
+}
+
+/**
+ * Refuses to start writing when the folder's filesystem has less free space than `minimum`, the least
+ * the file can take (a compressed size is only known at the end, so callers pass a floor no real image
+ * goes under). Space that runs out later is still caught at the write, with the same error code.
+ */
+export async function ensureRoom(path: string, minimum: number, what: string): Promise<void> {
+  let free: number;
+  try {
+    const fs = await statfs(dirname(path));
+    free = fs.bavail * fs.bsize;
+  } catch {
+    return; // No folder yet or no statfs: the write itself will tell.
+  }
+  if (free >= minimum) return;
+  throw new VmError(
+    "NO_SPACE",
+    `Not enough space to write ${path}: ${formatBytes(free)} free on its filesystem, and ${what} needs at least ${formatBytes(minimum)}`,
+    {
+      hint: "Free some space or write elsewhere with --output PATH; nothing was written",
+      exitCode: ExitCode.failure,
+    },
+  );
 }

@@ -3,7 +3,8 @@ import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { extensionFor, type Compression } from "../archive/codec.ts";
-import { FileSink, StreamSink } from "../archive/sink.ts";
+import { ensureRoom, FileSink, StreamSink } from "../archive/sink.ts";
+import { formatBytes } from "../config/units.ts";
 import { ArchiveWriter, sha256 } from "../archive/writer.ts";
 import type { Services } from "../env/box.ts";
 import { ExitCode, VmError } from "../errors.ts";
@@ -102,7 +103,12 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
   };
   const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + "\n");
 
-  if (!toStdout) await mkdir(dirname(target), { recursive: true });
+  if (!toStdout) {
+    await mkdir(dirname(target), { recursive: true });
+    // Images compress 2-4x in practice; a tenth of the image is a floor no real one goes under.
+    const floor = options.compression === "none" ? metadata.size_bytes : Math.floor(metadata.size_bytes / 10);
+    await ensureRoom(target, floor, `a ${formatBytes(metadata.size_bytes)} image (${options.compression})`);
+  }
   const sink = toStdout ? new StreamSink(options.stdout) : await FileSink.create(target, metadata.size_bytes);
   const abort = async () => {
     if (sink instanceof FileSink) await sink.abort();
