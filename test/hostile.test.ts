@@ -22,6 +22,7 @@ describe("generated damage: bit flips and truncations", () => {
   const name = uniqueName("sweep");
   const counts: Record<string, number> = {};
   let tarBytes: Buffer;
+  let fileBytes: Buffer;
   let regions: { region: string; offsets: number[] }[] = [];
   let imagesBefore = "";
 
@@ -47,7 +48,8 @@ describe("generated damage: bit flips and truncations", () => {
       ).code,
       0,
     );
-    tarBytes = gunzipSync(readFileSync(file));
+    fileBytes = readFileSync(file);
+    tarBytes = gunzipSync(fileBytes);
     // Walk the tar: header block, then data padded to 512, per entry.
     let offset = 0;
     while (offset + 512 <= tarBytes.length && tarBytes[offset] !== 0) {
@@ -66,8 +68,11 @@ describe("generated damage: bit flips and truncations", () => {
           ? [data]
           : [data, data + Math.floor(size / 3), data + Math.floor((2 * size) / 3), data + size - 1];
       regions.push({ region: `${entry} data`, offsets: picks });
+      const end = data + size;
       offset = data + Math.ceil(size / 512) * 512;
+      if (offset > end) regions.push({ region: `${entry} padding`, offsets: [end, offset - 1] });
     }
+    regions.push({ region: "end-of-archive blocks", offsets: [offset, offset + 511, tarBytes.length - 1] });
     regions = regions.filter((r) => r.offsets.length > 0);
     imagesBefore = docker(engine, ["images", "-qa", "--filter", `label=${TEST_LABEL}=${RUN_ID}`])
       .split("\n")
@@ -117,6 +122,45 @@ describe("generated damage: bit flips and truncations", () => {
         writeFileSync(file, gzipSync(damaged));
         await refused(file, "bit flips");
         assert.ok(region);
+      }
+    }
+  });
+
+  it("refuses a single-bit flip in the compressed file itself: its gzip header and members throughout", async () => {
+    const offsets = [...Array.from({ length: 10 }, (_, i) => i)];
+    for (let i = 1; i < 24; i++) offsets.push(Math.floor((fileBytes.length * i) / 24));
+    offsets.push(fileBytes.length - 8, fileBytes.length - 4, fileBytes.length - 1);
+    for (const at of offsets) {
+      const damaged = Buffer.from(fileBytes);
+      // Bit 0 of the flags byte (FTEXT) is one zlib ignores; bit 2 elsewhere.
+      damaged[at] = damaged[at]! ^ (at === 3 ? 0x01 : 0x04);
+      const file = join(dir, "cflip.snapshot.tar.gz");
+      writeFileSync(file, damaged);
+      await refused(file, "compressed bit flips");
+    }
+  });
+
+  it("refuses a single-bit flip in a zstd file: its frame headers and frames throughout", async () => {
+    const file = join(dir, "good.snapshot.tar.zst");
+    const made = await runVm(["snapshot", "export", `@${name}`, "-o", file], {
+      cwd: dir,
+      engine: source,
+      env: { XDG_CONFIG_HOME: homeA },
+    });
+    assert.equal(made.code, 0, made.stderr);
+    const zst = readFileSync(file);
+    // Offset 5 is the first frame's window size, which only bounds the decoder's memory: a larger one
+    // decodes the same bytes (docs/security.md lists what no check can see).
+    const offsets = Array.from({ length: 14 }, (_, i) => i).filter((i) => i !== 5);
+    for (let i = 1; i < 16; i++) offsets.push(Math.floor((zst.length * i) / 16));
+    offsets.push(zst.length - 4, zst.length - 1);
+    for (const at of offsets) {
+      for (const bit of [0x01, 0x10]) {
+        const damaged = Buffer.from(zst);
+        damaged[at] = damaged[at]! ^ bit;
+        const flipped = join(dir, "zflip.snapshot.tar.zst");
+        writeFileSync(flipped, damaged);
+        await refused(flipped, "zstd bit flips");
       }
     }
   });

@@ -31,6 +31,9 @@ function compressorFor(compression: Compression, level: number | undefined): Com
   return (chunk) =>
     new Promise((resolve, reject) => {
       const done = (error: Error | null, out: Buffer) => {
+        // zlib marks levels 1 and 9 in the header's XFL byte; vm always writes 0, so that a reader can
+        // require the exact header it expects.
+        if (error === null && compression === "gzip") out[8] = 0;
         if (error === null) return resolve(out);
         const message = `${compression} compression failed: ${error.message}`;
         reject(new VmError("COMPRESSION_FAILED", message, { cause: error }));

@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { PassThrough, type Readable, type Transform } from "node:stream";
+import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
 import { VmError } from "../errors.ts";
 import { createDecompressor, detectCompression, type Compression } from "../archive/codec.ts";
+import { streamGuard } from "./stream-guard.ts";
 import {
   ENTRY,
   VOLUME_ENTRY,
@@ -66,7 +67,7 @@ export async function readSnapshotArchive(
   const seen = new Set<string>();
   let lastRank = -1;
   const decompressor = createDecompressor(compression);
-  const guard = expansionGuard(stream, decompressor, compression, () => contents.manifest);
+  const guard = streamGuard(stream, decompressor, compression, () => contents.manifest);
   const feeding = pipeline(stream, decompressor, extract).catch((error: unknown) => {
     if (contents.stoppedAtImage) return;
     throw decodeError(guard.failure ?? error);
@@ -173,55 +174,6 @@ function entryRank(name: string, volume: string | undefined, manifest: Manifest 
   return RANK[name] ?? 0;
 }
 
-/** Decompressed bytes may outnumber compressed ones at most this much (beyond the first 256 MiB). */
-export const MAX_EXPANSION = 500;
-const EXPANSION_FLOOR = 256 * 1024 * 1024;
-/** Room beyond twice the image's size for the documents, tar headers and the end of the archive. */
-const MANIFEST_SLACK = 512 * 1024 * 1024;
-
-/**
- * Watches the decompression for a bomb. The output may not pass twice the image size the manifest
- * records (plus room for the rest; a file with volumes has no such bound, their size is not recorded), and
- * past its first 256 MiB it may not outgrow MAX_EXPANSION times the compressed bytes read, whatever the
- * manifest claims. At the end, nothing may follow the compressed data (zlib would silently drop it).
- */
-function expansionGuard(
-  input: Readable,
-  decompressor: Transform,
-  compression: Compression,
-  manifest: () => Manifest | undefined,
-): { failure: VmError | undefined; checkEnd: () => void } {
-  const state = { failure: undefined as VmError | undefined, checkEnd: () => {} };
-  if (compression === "none") return state;
-  let read = 0;
-  let expanded = 0;
-  input.on("data", (chunk: Buffer) => (read += chunk.length));
-  decompressor.on("data", (chunk: Buffer) => {
-    expanded += chunk.length;
-    if (state.failure) return;
-    const m = manifest();
-    const bound = m && !m.volumes?.length ? m.size_bytes * 2 + MANIFEST_SLACK : Infinity;
-    let why: string | undefined;
-    if (expanded > bound) why = `past twice the ${m?.size_bytes}-byte image its manifest describes`;
-    else if (expanded > EXPANSION_FLOOR && expanded > read * MAX_EXPANSION)
-      why = `more than ${MAX_EXPANSION} times the compressed size`;
-    if (why === undefined) return;
-    state.failure = invalidArchive(
-      `The snapshot file expands to more than ${expanded} bytes from ${read} compressed bytes, ${why}: it looks like a decompression bomb`,
-      "Do not import this file; get the snapshot from its source again",
-    );
-    decompressor.destroy(state.failure);
-  });
-  state.checkEnd = () => {
-    const used = (decompressor as Transform & { bytesWritten: number }).bytesWritten;
-    if (used < read)
-      throw invalidArchive(
-        `${read - used} bytes follow the end of the compressed data; a snapshot file ends where its archive ends`,
-      );
-  };
-  return state;
-}
-
 /** Streams an entry to `consume` while hashing it into the record of what was read. */
 async function readStreamed(
   entry: Readable,
@@ -322,8 +274,12 @@ async function sniff(input: Readable): Promise<{ compression: Compression; strea
 export function decodeError(error: unknown): unknown {
   if (error instanceof VmError) return error;
   const message = (error as Error).message ?? String(error);
+  // zlib's and zstd's own errors carry codes (Z_DATA_ERROR, ZSTD_error_...), whatever their wording.
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string" && /^(Z_|ZSTD_)/.test(code))
+    return invalidArchive(`The snapshot file cannot be read: ${message} (${code})`);
   if (
-    /incorrect header check|invalid|unexpected end|Unknown frame|corrupt|Z_DATA_ERROR|Z_BUF_ERROR|ZSTD|truncated|header/i.test(
+    /incorrect (header|data|length) check|invalid|unexpected end|Unknown frame|corrupt|Z_DATA_ERROR|Z_BUF_ERROR|ZSTD|truncated|header/i.test(
       message,
     )
   ) {

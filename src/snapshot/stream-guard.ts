@@ -1,0 +1,94 @@
+import type { Readable, Transform } from "node:stream";
+import type { Compression } from "../archive/codec.ts";
+import { TarFraming } from "../archive/tar-framing.ts";
+import type { VmError } from "../errors.ts";
+import { invalidArchive, type Manifest } from "./format.ts";
+
+/** Decompressed bytes may outnumber compressed ones at most this much (beyond the first 256 MiB). */
+export const MAX_EXPANSION = 500;
+const EXPANSION_FLOOR = 256 * 1024 * 1024;
+/** Room beyond twice the image's size for the documents, tar headers and the end of the archive. */
+const MANIFEST_SLACK = 512 * 1024 * 1024;
+
+/**
+ * Checks the bytes no digest covers, as they pass: the tar's padding and what follows its end must be
+ * zeros (TarFraming), the first gzip header must be the fixed one vm writes, and nothing may follow the
+ * compressed data (zlib would silently drop it). And it watches for a decompression bomb: the output may
+ * not pass twice the image size the manifest records (plus room for the rest; a file with volumes has no
+ * such bound, their size is not recorded), and past its first 256 MiB it may not outgrow MAX_EXPANSION
+ * times the compressed bytes read, whatever the manifest claims.
+ */
+export function streamGuard(
+  input: Readable,
+  decompressor: Transform,
+  compression: Compression,
+  manifest: () => Manifest | undefined,
+): { failure: VmError | undefined; checkEnd: () => void } {
+  const state = { failure: undefined as VmError | undefined, checkEnd: () => {} };
+  const fail = (error: VmError) => {
+    state.failure ??= error;
+    decompressor.destroy(state.failure);
+  };
+  const framing = new TarFraming();
+  let read = 0;
+  let expanded = 0;
+  let head = Buffer.alloc(0);
+  input.on("data", (chunk: Buffer) => {
+    read += chunk.length;
+    if (compression === "zstd" && head.length < 5) {
+      head = Buffer.concat([head, chunk.subarray(0, 5 - head.length)]);
+      // The frame header descriptor: its unused and reserved bits are zero and vm's frames carry checksums.
+      if (head.length === 5 && (head[4]! & 0x1c) !== 0x04)
+        fail(
+          invalidArchive(
+            `The file's first zstd frame header (${head.toString("hex")}) is not one vm writes: it was altered`,
+          ),
+        );
+    }
+    if (compression === "gzip" && head.length < GZIP_HEADER.length) {
+      head = Buffer.concat([head, chunk.subarray(0, GZIP_HEADER.length - head.length)]);
+      if (head.length === GZIP_HEADER.length && !canonicalGzipHeader(head))
+        fail(
+          invalidArchive(
+            `The file's gzip header (${head.toString("hex")}) is not the one vm writes: it was altered`,
+          ),
+        );
+    }
+  });
+  decompressor.on("data", (chunk: Buffer) => {
+    if (state.failure) return;
+    expanded += chunk.length;
+    const problem = framing.push(chunk);
+    if (problem) return fail(invalidArchive(`The snapshot file's tar stream has a ${problem}`));
+    if (compression === "none") return;
+    const m = manifest();
+    const bound = m && !m.volumes?.length ? m.size_bytes * 2 + MANIFEST_SLACK : Infinity;
+    let why: string | undefined;
+    if (expanded > bound) why = `past twice the ${m?.size_bytes}-byte image its manifest describes`;
+    else if (expanded > EXPANSION_FLOOR && expanded > read * MAX_EXPANSION)
+      why = `more than ${MAX_EXPANSION} times the compressed size`;
+    if (why === undefined) return;
+    fail(
+      invalidArchive(
+        `The snapshot file expands to more than ${expanded} bytes from ${read} compressed bytes, ${why}: it looks like a decompression bomb`,
+        "Do not import this file; get the snapshot from its source again",
+      ),
+    );
+  });
+  state.checkEnd = () => {
+    if (compression === "none") return;
+    const used = (decompressor as Transform & { bytesWritten: number }).bytesWritten;
+    if (used < read)
+      throw invalidArchive(
+        `${read - used} bytes follow the end of the compressed data; a snapshot file ends where its archive ends`,
+      );
+  };
+  return state;
+}
+
+/** The header of every gzip member vm writes: magic, deflate, no flags, no mtime, no XFL, OS unix. */
+const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+
+function canonicalGzipHeader(head: Buffer): boolean {
+  return head.equals(GZIP_HEADER);
+}
