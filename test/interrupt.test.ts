@@ -292,6 +292,29 @@ describe("interruptions at random points of export, import, snapshot create and 
     );
   });
 
+  it("two snapshot creates of the same name at once: exactly one wins, the other reports the conflict", async () => {
+    const target = `${base}-race`;
+    for (let round = 0; round < 3; round++) {
+      counts["concurrent creates"] = (counts["concurrent creates"] ?? 0) + 1;
+      const results = await Promise.all([
+        vm(["snapshot", "create", `@${target}`, "--from-dockerfile", "Dockerfile"]),
+        vm(["snapshot", "create", `@${target}`, "--from-dockerfile", "Dockerfile"]),
+      ]);
+      const codes = results.map((r) => r.code).sort();
+      assert.deepEqual(codes, [0, 5], results.map((r) => r.stderr).join("\n"));
+      const loser = results.find((r) => r.code === 5)!;
+      assert.match(
+        loser.stderr,
+        new RegExp(`Snapshot '@${target}' (is being created by another vm \\(pid \\d+\\)|already exists)`),
+      );
+      const inspect = await vm(["snapshot", "inspect", `@${target}`]);
+      assert.equal(inspect.code, 0, inspect.stderr);
+      assert.deepEqual(stagingTags(), [], "the loser left no staged image");
+      const deleted = await vm(["snapshot", "delete", `@${target}`]);
+      assert.equal(deleted.code, 0, deleted.stderr);
+    }
+  });
+
   it("vm create: no half-made environment, and the next vm create succeeds", async () => {
     dockerTry(engine, ["rm", "-f", `${base}-p-dev`]);
     const args = ["create"];
