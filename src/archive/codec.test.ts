@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { PassThrough } from "node:stream";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -63,7 +64,8 @@ function run(
   const compressor = new ChunkedCompressor({
     compression,
     ...options,
-    write: async (compressed) => {
+    write: async (parts) => {
+      const compressed = Buffer.concat(parts);
       writes.push(compressed);
     },
   });
@@ -148,19 +150,30 @@ describe("ChunkedCompressor", () => {
   }
 
   it("writes in input order when the first chunk's compression finishes last", async (t) => {
-    const real = zlib.gzip.bind(zlib) as (b: Buffer, o: zlib.ZlibOptions, cb: zlib.CompressCallback) => void;
+    const realCreate = zlib.createGzip.bind(zlib);
     const finished: number[] = [];
-    t.mock.method(zlib, "gzip", (chunk: Buffer, options: zlib.ZlibOptions, cb: zlib.CompressCallback) => {
-      const id = chunk[0]!;
-      real(chunk, options, (error, out) => {
-        // Chunk 0 finishes only once 1 and 2 have: deterministic, whatever the machine's load.
-        const finish = () => {
-          if (id === 0 && !(finished.includes(1) && finished.includes(2))) return void setTimeout(finish, 5);
-          finished.push(id);
-          cb(error, out);
-        };
-        finish();
-      });
+    t.mock.method(zlib, "createGzip", (options: zlib.ZlibOptions) => {
+      const stream = realCreate(options);
+      let id = -1;
+      const write = stream.write.bind(stream) as (chunk: Buffer, ...rest: unknown[]) => boolean;
+      (stream as unknown as { write: typeof write }).write = (chunk, ...rest) => {
+        if (chunk.length > 0) id = chunk[0]!; // flush() writes an empty buffer through here too
+        return write(chunk, ...rest);
+      };
+      const flush = stream.flush.bind(stream) as (kind: number, cb: () => void) => void;
+      (stream as unknown as { flush: (kind: number, cb: () => void) => void }).flush = (kind, cb) =>
+        flush(kind, () => {
+          const mine = id;
+          // Chunk 0 finishes only once 1 and 2 have: deterministic, whatever the machine's load.
+          const finish = () => {
+            if (mine === 0 && !(finished.includes(1) && finished.includes(2)))
+              return void setTimeout(finish, 5);
+            finished.push(mine);
+            cb();
+          };
+          finish();
+        });
+      return stream;
     });
     const { compressor, writes } = run("gzip", { chunkSize: 16, concurrency: 3 });
     for (let id = 0; id < 3; id++) await compressor.push(Buffer.alloc(16, id));
@@ -182,7 +195,8 @@ describe("ChunkedCompressor", () => {
       compression: "gzip",
       chunkSize: 1024,
       concurrency: 2,
-      write: async (compressed) => {
+      write: async (parts) => {
+        const compressed = Buffer.concat(parts);
         maxActive = Math.max(maxActive, ++active);
         await gate;
         written.push(compressed);
@@ -234,9 +248,11 @@ describe("ChunkedCompressor", () => {
   });
 
   it("rejects with COMPRESSION_FAILED when zlib fails", async (t) => {
-    t.mock.method(zlib, "zstdCompress", (_chunk: Buffer, _options: unknown, cb: zlib.CompressCallback) =>
-      setImmediate(() => cb(new Error("out of memory"), Buffer.alloc(0))),
-    );
+    t.mock.method(zlib, "createZstdCompress", () => {
+      const broken = new PassThrough() as PassThrough & { flush: () => void };
+      broken.flush = () => setImmediate(() => broken.destroy(new Error("out of memory")));
+      return broken;
+    });
     const { compressor, writes } = run("zstd", { chunkSize: 10 });
     await assert.rejects(
       async () => {
@@ -311,7 +327,8 @@ describe("ChunkedCompressor", () => {
           compression,
           level,
           concurrency,
-          write: async (b) => {
+          write: async (parts) => {
+            const b = Buffer.concat(parts);
             out += b.length;
           },
         });

@@ -7,13 +7,18 @@ import type { Compression } from "./compression.ts";
 export type { Compression } from "./compression.ts";
 export { compressionForPath, extensionFor } from "./compression.ts";
 
-const defaultChunkSize: Record<Compression, number> = { gzip: 1 << 20, zstd: 4 << 20, none: 1 << 20 };
+const defaultChunkSize: Record<Compression, number> = { gzip: 1 << 20, zstd: 2 << 20, none: 1 << 20 };
 const levels = { gzip: { min: 1, max: 9, default: 6 }, zstd: { min: 1, max: 22, default: 3 } };
 
-type Compress = (chunk: Buffer) => Promise<Buffer>;
+/** Compresses one chunk into one independent gzip member or zstd frame, as one or more buffers. */
+interface Compress {
+  (chunk: Buffer): Promise<Buffer[]>;
+  /** Frees what the compressor keeps between chunks. */
+  close(): void;
+}
 
 function compressorFor(compression: Compression, level: number | undefined): Compress {
-  if (compression === "none") return async (chunk) => chunk;
+  if (compression === "none") return Object.assign(async (chunk: Buffer) => [chunk], { close: () => {} });
   const range = levels[compression];
   const chosen = level ?? range.default;
   if (!Number.isInteger(chosen) || chosen < range.min || chosen > range.max) {
@@ -22,25 +27,68 @@ function compressorFor(compression: Compression, level: number | undefined): Com
       exitCode: ExitCode.usage,
     });
   }
-  const { ZSTD_c_compressionLevel, ZSTD_c_checksumFlag } = zlib.constants;
-  // A checksum per frame, as the zstd CLI writes, so `zstd -t` can check an archive on its own.
+  const failed = (error: Error) => {
+    const message = `${compression} compression failed: ${error.message}`;
+    return new VmError("COMPRESSION_FAILED", message, { cause: error });
+  };
   // An output buffer as big as a chunk: zlib's default 16 KiB means hundreds of round trips to the main
-  // thread and a concat per chunk, which showed up as a third of the main thread's time.
+  // thread per chunk, which showed up as a third of the main thread's time.
   const chunkSize = 1024 * 1024;
-  const zstdOptions = { chunkSize, params: { [ZSTD_c_compressionLevel]: chosen, [ZSTD_c_checksumFlag]: 1 } };
-  return (chunk) =>
-    new Promise((resolve, reject) => {
-      const done = (error: Error | null, out: Buffer) => {
-        // zlib marks levels 1 and 9 in the header's XFL byte; vm always writes 0, so that a reader can
-        // require the exact header it expects.
-        if (error === null && compression === "gzip") out[8] = 0;
-        if (error === null) return resolve(out);
-        const message = `${compression} compression failed: ${error.message}`;
-        reject(new VmError("COMPRESSION_FAILED", message, { cause: error }));
+  // A few long-lived streams, each ending a member or frame per chunk (Z_FINISH then a reset, or
+  // ZSTD_e_end), instead of a stream per chunk: creating and freeing a compression context for every chunk
+  // cost time and left the allocator holding tens of megabytes. zstd frames carry a checksum, as the zstd
+  // CLI writes them, so `zstd -t` can check a file on its own.
+  const { ZSTD_c_compressionLevel, ZSTD_c_checksumFlag, ZSTD_e_end, Z_FINISH } = zlib.constants;
+  const create =
+    compression === "gzip"
+      ? () => zlib.createGzip({ level: chosen, chunkSize })
+      : () =>
+          zlib.createZstdCompress({
+            chunkSize,
+            params: { [ZSTD_c_compressionLevel]: chosen, [ZSTD_c_checksumFlag]: 1 },
+          });
+  const idle: (zlib.Gzip | zlib.ZstdCompress)[] = [];
+  const all = new Set<zlib.Gzip | zlib.ZstdCompress>();
+  const compress = (chunk: Buffer) =>
+    new Promise<Buffer[]>((resolve, reject) => {
+      let stream = idle.pop();
+      if (stream === undefined) {
+        stream = create();
+        all.add(stream);
+      }
+      const s = stream;
+      const parts: Buffer[] = [];
+      const onData = (data: Buffer) => parts.push(data);
+      const onError = (error: Error) => {
+        s.off("data", onData);
+        all.delete(s);
+        s.destroy();
+        reject(failed(error));
       };
-      if (compression === "gzip") zlib.gzip(chunk, { level: chosen, chunkSize }, done);
-      else zlib.zstdCompress(chunk, zstdOptions, done);
+      s.on("data", onData);
+      s.once("error", onError);
+      s.write(chunk);
+      s.flush(compression === "gzip" ? Z_FINISH : ZSTD_e_end, () => {
+        s.off("data", onData);
+        s.off("error", onError);
+        if (s.destroyed) return;
+        if (compression === "gzip") {
+          (s as zlib.Gzip & { reset(): void }).reset();
+          // zlib marks levels 1 and 9 in the header's XFL byte; vm always writes 0, so that a reader can
+          // require the exact header it expects.
+          if (parts[0] && parts[0].length > 8) parts[0][8] = 0;
+        }
+        idle.push(s);
+        resolve(parts);
+      });
     });
+  return Object.assign(compress, {
+    close: () => {
+      for (const s of all) s.destroy();
+      all.clear();
+      idle.length = 0;
+    },
+  });
 }
 
 /**
@@ -51,7 +99,7 @@ function compressorFor(compression: Compression, level: number | undefined): Com
 export class ChunkedCompressor {
   readonly #compression: Compression;
   readonly #compress: Compress;
-  readonly #write: (compressed: Buffer) => Promise<void>;
+  readonly #write: (compressed: Buffer[]) => Promise<void>;
   readonly #chunkSize: number;
   readonly #concurrency: number;
   #fill: Buffer;
@@ -72,7 +120,8 @@ export class ChunkedCompressor {
     level?: number;
     chunkSize?: number;
     concurrency?: number;
-    write: (compressed: Buffer) => Promise<void>;
+    /** Called once per member or frame, in input order, with its bytes in one or more parts. */
+    write: (compressed: Buffer[]) => Promise<void>;
   }) {
     this.#compression = options.compression;
     this.#compress = compressorFor(options.compression, options.level);
@@ -117,7 +166,11 @@ export class ChunkedCompressor {
   end(): Promise<void> {
     return this.#exclusive(async () => {
       this.#ended = true;
-      await this.#drain(true);
+      try {
+        await this.#drain(true);
+      } finally {
+        this.#compress.close();
+      }
     });
   }
 
@@ -145,28 +198,30 @@ export class ChunkedCompressor {
     this.#throwIfFailed();
     const input = this.#fill;
     const compressed = this.#compress(input.subarray(0, this.#filled));
-    // Reusing input buffers spares page-faulting in a fresh chunk each time (zstd is fast enough to notice).
-    // "none" hands the input itself to write, which may keep it. The rejection handler also keeps a
-    // rejection that arrives before the write chain awaits it from counting as unhandled.
-    const recycle = () => {
-      if (this.#compression !== "none") this.#spare.push(input);
-    };
-    compressed.then(recycle, recycle);
+    // Reusing input buffers spares page-faulting in a fresh chunk each time and the garbage of a chunk per
+    // chunk. "none" hands the input itself to write, so it is reused once written (a sink is done with
+    // a buffer when its write resolves). The rejection handler also keeps a rejection that arrives before
+    // the write chain awaits it from counting as unhandled.
+    const recycle = () => void this.#spare.push(input);
+    if (this.#compression !== "none") compressed.then(recycle, recycle);
     this.#fill = this.#spare.pop() ?? Buffer.allocUnsafe(this.#chunkSize);
     this.#filled = 0;
     this.#chunks++;
     const written = this.#tail.then(async () => {
       try {
-        const out = await compressed;
+        const parts = await compressed;
         if (this.#failure !== undefined) return;
-        await this.#write(out);
-        this.#bytesOut += out.length;
+        // The parts of one member or frame, as zlib produced them: joining them would cost a copy (and its
+        // garbage) per chunk.
+        await this.#write(parts);
+        for (const part of parts) this.#bytesOut += part.length;
       } catch (error) {
         this.#failure ??= { error };
       } finally {
         void this.#inFlight.shift();
       }
     });
+    if (this.#compression === "none") void written.then(recycle);
     this.#inFlight.push(written);
     this.#tail = written;
   }

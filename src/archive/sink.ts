@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import { open, readdir, rename, statfs, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { Writable } from "node:stream";
@@ -88,9 +87,12 @@ export class StreamSink implements Sink {
     this.stream = stream;
   }
 
+  /** Resolves once the stream has taken `data` out (flushed it), so the caller may reuse the buffer. */
   async write(data: Buffer): Promise<void> {
     this.position += data.length;
-    if (!this.stream.write(data)) await once(this.stream, "drain");
+    await new Promise<void>((resolve, reject) => {
+      this.stream.write(data, (error) => (error ? reject(error) : resolve()));
+    });
   }
 
   writeAt(): Promise<void> {

@@ -33,7 +33,9 @@ export class ArchiveWriter {
     this.compressor = new ChunkedCompressor({
       compression: options.compression,
       ...(options.level !== undefined ? { level: options.level } : {}),
-      write: (data) => this.sink.write(data),
+      write: async (parts) => {
+        for (const part of parts) await this.sink.write(part);
+      },
     });
   }
 

@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream";
+import type { BorrowedBody } from "./borrowed-get.ts";
 import { ExitCode, VmError } from "../errors.ts";
 import type { BuildOptions, ImageClient, ImageDetails, ImageSummary } from "./engine.ts";
 import type { RawImage, RawImageSummary } from "./docker-types.ts";
@@ -103,6 +104,10 @@ export class DockerImageClient implements ImageClient {
 
   async save(ref: string): Promise<Readable> {
     return this.http.request("GET", `/images/${enc(ref)}/get`, `Saving image ${ref}`);
+  }
+
+  saveBorrowed(ref: string): Promise<BorrowedBody> {
+    return this.http.getBorrowed(`/images/${enc(ref)}/get`, `Saving image ${ref}`);
   }
 
   async load(source: Readable): Promise<string[]> {

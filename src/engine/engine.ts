@@ -1,3 +1,4 @@
+import type { BorrowedBody } from "./borrowed-get.ts";
 import type { Readable, Writable } from "node:stream";
 import type { Endpoint } from "./connection.ts";
 
@@ -25,6 +26,11 @@ export interface ImageClient {
   tag(source: string, repo: string, tag: string): Promise<void>;
   /** The image as `docker save` writes it, streamed. */
   save(ref: string): Promise<Readable>;
+  /**
+   * The same stream with less garbage: each chunk is a view into one reused buffer, valid only until the
+   * next chunk is asked for. A consumer that keeps bytes past that must copy them.
+   */
+  saveBorrowed(ref: string): Promise<BorrowedBody>;
   /** Loads a `docker save` stream; resolves with the IDs and names the engine reports loading. */
   load(source: Readable): Promise<string[]>;
 }

@@ -1,6 +1,7 @@
 import http, { type IncomingMessage } from "node:http";
 import type { Duplex, Readable } from "node:stream";
 import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
+import { borrowedGet, type BorrowedBody } from "./borrowed-get.ts";
 import type { Endpoint } from "./connection.ts";
 
 /** The newest Engine API version this client is written against; older engines are talked to in theirs. */
@@ -99,6 +100,40 @@ export class DockerHttp {
     const res = await this.request(method, path, what, options);
     await readText(res);
     return res.statusCode ?? 0;
+  }
+
+  /**
+   * GETs a large body as chunks borrowed from one reused read buffer: each chunk is valid only until the
+   * next is asked for (see borrowed-get.ts). Over TLS the chunks come from Node's HTTP client instead.
+   */
+  async getBorrowed(path: string, what: string): Promise<BorrowedBody> {
+    if (this.endpoint.tls) {
+      const res = await this.request("GET", path, what);
+      return { destroy: () => res.destroy(), [Symbol.asyncIterator]: () => res[Symbol.asyncIterator]() };
+    }
+    const version = await this.version();
+    const { socketPath, host, port } = this.endpoint;
+    const target = socketPath ? { socketPath } : { host: host ?? "localhost", port: port ?? 2375 };
+    let response;
+    try {
+      response = await borrowedGet(target, `/v${version}${path}`, (error) => this.connectionError(error));
+    } catch (error) {
+      throw this.connectionError(error as Error);
+    }
+    if (response.status >= 400) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of response.body) chunks.push(Buffer.from(chunk));
+      const text = Buffer.concat(chunks).toString("utf8").trim();
+      let message = text || `HTTP ${response.status}`;
+      try {
+        const parsed = JSON.parse(text) as { message?: unknown };
+        if (typeof parsed.message === "string") message = parsed.message;
+      } catch {
+        // not JSON: the raw text
+      }
+      throw new EngineError(response.status, message, what);
+    }
+    return response.body;
   }
 
   /**

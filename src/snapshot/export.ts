@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import { mkdir } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type { Writable } from "node:stream";
@@ -125,8 +124,10 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
       await writer.addBuffer(ENTRY.manifest, manifestBytes);
       for (const path of HEAD_ENTRIES) await writer.addBuffer(path, docs[path]!);
       const scanner = new SecretScanner();
-      const save = await engine.images.save(metadata.engine_image_id);
-      const imageEntry = await writer.addStream(ENTRY.image, teeInto(save, scanner.input), options.onBytes);
+      // Borrowed chunks: each is valid until the next is asked for. The scanner and the hash take them at
+      // once; the compressor copies them into its own buffers.
+      const save = await engine.images.saveBorrowed(metadata.engine_image_id);
+      const imageEntry = await writer.addStream(ENTRY.image, teeInto(save, scanner), options.onBytes);
       const secrets = await scanner.result();
       for (const volume of volumes) {
         const { tar, close } = await readVolume(
@@ -181,18 +182,17 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
   });
 }
 
-/** Yields the source's chunks while feeding a copy to `side`, honouring its back-pressure. */
-async function* teeInto(source: AsyncIterable<unknown>, side: Writable): AsyncGenerator<Buffer> {
+/** Yields the source's chunks after the secret scanner has seen each, waiting when it asks to. */
+async function* teeInto(source: AsyncIterable<Buffer>, scanner: SecretScanner): AsyncGenerator<Buffer> {
   try {
     for await (const chunk of source) {
-      const buf = chunk as Buffer;
-      if (!side.write(buf)) await once(side, "drain");
-      yield buf;
+      const wait = scanner.push(chunk);
+      if (wait) await wait;
+      yield chunk;
     }
-    side.end();
+    scanner.end();
   } catch (error) {
-    // Not the error itself: the side (the secret scanner) has nobody listening for one.
-    side.destroy();
+    scanner.abort(error as Error);
     throw error;
   }
 }

@@ -2,12 +2,15 @@
  * Looks for likely secrets in an image as its `docker save` stream goes by on its way into a snapshot, so the
  * engine is read once. Nothing waits for manifest.json (the OCI layout puts it after the layers): any entry that
  * is a tar, once decompressed if need be, is a layer; its headers are parsed and only candidate files are read.
+ * Everything is parsed synchronously as the bytes pass (TarWalker), so the scanner never keeps the chunks it is
+ * given: it copies only headers and candidate files, and compressed layers on their way into zlib.
  */
+import { once } from "node:events";
 import { Writable } from "node:stream";
 import { createGunzip, createZstdDecompress } from "node:zlib";
-import { extract, type Extract } from "tar-stream";
 import { detectCompression } from "../archive/codec.ts";
 import { VmError } from "../errors.ts";
+import { TarWalker, type EntryHandler, type TarEntry } from "./tar-walk.ts";
 
 export interface SecretFinding {
   /** Where the file is in the image, e.g. `root/.ssh/id_rsa`. */
@@ -81,58 +84,93 @@ function ruleFor(path: string): Rule | undefined {
   return dot < 0 ? undefined : BY_EXTENSION.get(name.slice(dot + 1).toLowerCase());
 }
 
-/** What node streams (zlib) and streamx ones (tar-stream) have in common. */
-interface Sink {
-  readonly destroyed: boolean;
-  write(chunk: Buffer): boolean;
-  end(chunk?: undefined): unknown;
-  destroy(): void;
-  on(event: "drain" | "close", listener: () => void): unknown;
-  off(event: "drain" | "close", listener: () => void): unknown;
-}
-
 interface LayerContext {
   readonly maxFileBytes: number;
   record(path: string, kind: string): void;
   /** The layer cannot be parsed; counted once per layer however many parts of it fail. */
   fail(): void;
+  /** Work that finishes after the bytes are in (a decompressing layer); result() waits for it. */
+  later(done: Promise<void>): void;
 }
 
 export class SecretScanner {
-  /** A Writable to pipe (a tee of) the `docker save` stream into. */
+  /** A Writable to write (a tee of) the `docker save` stream into. It copies what it keeps. */
   readonly input: Writable;
   /** Layers that looked like (compressed) tars but could not be read to the end. */
   skippedLayers = 0;
   readonly #maxFileBytes: number;
   readonly #findings = new Map<string, SecretFinding>();
+  readonly #later: Promise<void>[] = [];
   readonly #scan: Promise<SecretFinding[]>;
+  #settle!: { resolve: () => void; reject: (error: unknown) => void };
 
   constructor(options: { maxFileBytes?: number } = {}) {
     this.#maxFileBytes = options.maxFileBytes ?? 256 * 1024;
-    const save = extract();
-    this.#scan = this.#entries(save).catch((error: unknown) => {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new VmError("SECRET_SCAN_FAILED", `The image could not be scanned for secrets: ${reason}`, {
-        cause: error,
+    const finished = new Promise<void>((resolve, reject) => (this.#settle = { resolve, reject }));
+    this.#scan = finished
+      .then(() => Promise.all(this.#later))
+      .then(() => {
+        const order = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+        return [...this.#findings.values()].sort((a, b) => order(a.path, b.path) || order(a.kind, b.kind));
+      })
+      .catch((error: unknown) => {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new VmError("SECRET_SCAN_FAILED", `The image could not be scanned for secrets: ${reason}`, {
+          cause: error,
+        });
       });
-    });
     // Also keeps a failed scan whose result nobody asks for (the export failed too) from crashing the process.
-    const settled = this.#scan.then(
-      () => {},
-      () => {},
-    );
+    this.#scan.catch(() => {});
     this.input = new Writable({
-      // Once the scan has failed, the stream is drained rather than errored: the export it tees must go on.
-      write: (chunk: Buffer, _encoding, callback) => offer(save, chunk, () => callback()),
+      write: (chunk: Buffer, _encoding, callback) => {
+        const wait = this.push(chunk);
+        if (wait) void wait.then(() => callback());
+        else callback();
+      },
       final: (callback) => {
-        save.end(undefined);
-        void settled.then(() => callback());
+        this.end();
+        callback();
       },
       destroy: (error, callback) => {
-        save.destroy(error ?? undefined);
+        this.#settle.reject(error ?? new Error("the image stream was cut short"));
         callback(error);
       },
     });
+  }
+
+  #broken: unknown;
+  readonly #save = new TarWalker((entry) => (entry.type === "file" ? this.#layer(entry.name) : undefined));
+
+  /**
+   * Scans the next bytes of the save stream, which may be reused as soon as this returns: what the scan
+   * keeps, it copies. A returned promise asks the caller to wait before pushing more (zlib is behind).
+   * Once the stream cannot be parsed, the rest passes unread: the export it tees must go on.
+   */
+  push(chunk: Buffer): Promise<void> | undefined {
+    if (this.#broken !== undefined) return undefined;
+    const waits: Promise<void>[] = [];
+    try {
+      this.#save.push(chunk, waits);
+    } catch (error) {
+      this.#broken = error;
+    }
+    return waits.length === 0 ? undefined : Promise.all(waits).then(() => {});
+  }
+
+  /** The save stream has ended. */
+  end(): void {
+    try {
+      if (this.#broken === undefined) this.#save.finish();
+    } catch (error) {
+      this.#broken = error;
+    }
+    if (this.#broken !== undefined) this.#settle.reject(this.#broken);
+    else this.#settle.resolve();
+  }
+
+  /** The save stream failed: the scan has no result. */
+  abort(error: Error): void {
+    this.#settle.reject(error);
   }
 
   /** The findings, sorted by path, once `input` has finished. */
@@ -140,145 +178,147 @@ export class SecretScanner {
     return this.#scan;
   }
 
-  async #entries(save: Extract): Promise<SecretFinding[]> {
-    for await (const entry of save) {
-      const { name, type } = entry.header;
-      if (type !== "file") {
-        entry.resume();
-        continue;
-      }
-      let failed = false;
-      const layer = new LayerSink(
-        {
-          maxFileBytes: this.#maxFileBytes,
-          record: (path, kind) => {
-            const key = `${path}\u0000${kind}`;
-            if (!this.#findings.has(key)) this.#findings.set(key, { path, kind, layer: name });
-          },
-          fail: () => {
-            if (!failed) this.skippedLayers += 1;
-            failed = true;
-          },
+  #layer(name: string): EntryHandler {
+    let failed = false;
+    return new LayerScan(
+      {
+        maxFileBytes: this.#maxFileBytes,
+        record: (path, kind) => {
+          const key = `${path}\u0000${kind}`;
+          if (!this.#findings.has(key)) this.#findings.set(key, { path, kind, layer: name });
         },
-        true,
-      );
-      await new Promise((resolve) => {
-        layer.on("close", resolve);
-        entry.pipe(layer);
-      });
-    }
-    const order = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-    return [...this.#findings.values()].sort((a, b) => order(a.path, b.path) || order(a.kind, b.kind));
+        fail: () => {
+          if (!failed) this.skippedLayers += 1;
+          failed = true;
+        },
+        later: (done) => this.#later.push(done),
+      },
+      true,
+    );
   }
 }
 
 /**
- * Takes one save archive entry, sniffs its first block, and sends it into a decompressor (whose output goes to
- * another LayerSink) or a tar parser, or drops it. It never errors, since that would tear down the parser of
- * the whole save stream: a layer that cannot be read is counted and the rest of it drained.
+ * One save archive entry: its first block decides whether it is a compressed layer (decompressed into
+ * another LayerScan), a tar layer (scanned) or something else (passed over). A layer that cannot be read
+ * is counted and the rest of it passed over; it never fails the scan of the whole save stream.
  */
-class LayerSink extends Writable {
+class LayerScan implements EntryHandler {
   readonly #context: LayerContext;
   readonly #mayDecompress: boolean;
-  #head: Buffer[] | null = [];
-  #headBytes = 0;
-  #sink: Sink | null = null;
-  /** Settles once the sink has dealt with everything written to it (or failed). Never rejects. */
-  #done: Promise<unknown> = Promise.resolve();
+  #head: Buffer | null = Buffer.alloc(0);
+  #tar: TarWalker | null = null;
+  #inflate: (NodeJS.WritableStream & { destroyed: boolean; write(chunk: Buffer): boolean }) | null = null;
+  #skip = false;
 
   constructor(context: LayerContext, mayDecompress: boolean) {
-    super();
     this.#context = context;
     this.#mayDecompress = mayDecompress;
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
-    if (this.#head === null) {
-      if (this.#sink === null) callback();
-      else offer(this.#sink, chunk, callback);
-      return;
+  data(chunk: Buffer): void | Promise<void> {
+    if (this.#skip) return;
+    if (this.#head !== null) {
+      const need = BLOCK - this.#head.length;
+      this.#head = Buffer.concat([this.#head, chunk.subarray(0, need)]);
+      if (this.#head.length < BLOCK) return;
+      const head = this.#head;
+      this.#head = null;
+      this.#open(head);
+      const first = this.#feed(head);
+      const rest = chunk.subarray(need);
+      const second = rest.length > 0 ? this.#feed(rest) : undefined;
+      return second ?? first;
     }
-    this.#head.push(chunk);
-    this.#headBytes += chunk.length;
-    if (this.#headBytes < BLOCK) callback();
-    else this.#open(callback);
+    return this.#feed(chunk);
   }
 
-  override _final(callback: () => void): void {
-    const finish = (): void => {
-      if (this.#sink !== null && !this.#sink.destroyed) this.#sink.end();
-      void this.#done.then(() => callback());
-    };
-    if (this.#head === null) finish();
-    else this.#open(finish);
+  end(): void {
+    if (this.#head !== null) {
+      const head = this.#head;
+      this.#head = null;
+      this.#open(head);
+      void this.#feed(head);
+    }
+    if (this.#skip) return;
+    if (this.#inflate) this.#inflate.end();
+    else if (this.#tar) {
+      try {
+        this.#tar.finish();
+      } catch {
+        this.#context.fail();
+      }
+    }
   }
 
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#sink?.destroy();
-    callback(error);
-  }
-
-  #open(then: () => void): void {
-    const head = Buffer.concat(this.#head ?? []);
-    this.#head = null;
+  #open(head: Buffer): void {
     const compression = this.#mayDecompress ? detectCompression(head) : "none";
     if (compression !== "none") {
       const options = { chunkSize: INFLATED_CHUNK };
-      const decompressor = compression === "gzip" ? createGunzip(options) : createZstdDecompress(options);
-      const tar = new LayerSink(this.#context, false);
-      this.#done = new Promise((resolve) => {
-        tar.on("finish", resolve);
-        decompressor.on("error", () => {
-          this.#context.fail();
-          tar.destroy();
-          resolve(undefined);
-        });
-      });
-      decompressor.pipe(tar);
-      this.#sink = decompressor;
+      const inflate = compression === "gzip" ? createGunzip(options) : createZstdDecompress(options);
+      const inner = new LayerScan(this.#context, false);
+      inflate.on("data", (out: Buffer) => void inner.data(out));
+      this.#context.later(
+        new Promise<void>((resolve) => {
+          inflate.on("end", () => {
+            inner.end();
+            resolve();
+          });
+          inflate.on("error", () => {
+            this.#context.fail();
+            this.#skip = true;
+            resolve();
+          });
+        }),
+      );
+      this.#inflate = inflate;
     } else if (head.length >= 263 && head.toString("latin1", 257, 262) === "ustar") {
-      const tar = extract();
-      this.#done = scanFiles(tar, this.#context).catch(() => {
-        this.#context.fail();
-        tar.destroy();
-      });
-      this.#sink = tar;
+      this.#tar = new TarWalker((entry) => this.#file(entry));
+    } else {
+      this.#skip = true;
     }
-    if (this.#sink === null) then();
-    else offer(this.#sink, head, then);
   }
-}
 
-async function scanFiles(tar: Extract, context: LayerContext): Promise<void> {
-  for await (const file of tar) {
-    const { name, size, type } = file.header;
-    const path = name.replace(/^(?:\.?\/)+/, "");
-    const rule = type === "file" || type === "contiguous-file" ? ruleFor(path) : undefined;
-    if (rule === undefined || size > context.maxFileBytes) {
-      file.resume();
+  #feed(chunk: Buffer): void | Promise<void> {
+    if (this.#skip) return;
+    if (this.#inflate) {
+      if (this.#inflate.destroyed) return;
+      // zlib keeps the chunk until it has read it; the caller's chunk is only lent.
+      if (this.#inflate.write(Buffer.from(chunk))) return;
+      const inflate = this.#inflate as unknown as NodeJS.EventEmitter;
+      return Promise.race([once(inflate, "drain"), once(inflate, "close")]).then(
+        () => {},
+        () => {},
+      );
+    }
+    try {
+      this.#tar?.push(chunk, []);
+    } catch {
+      this.#context.fail();
+      this.#skip = true;
+    }
+  }
+
+  #file(entry: TarEntry): EntryHandler | undefined {
+    const path = entry.name.replace(/^(?:\.?\/)+/, "");
+    const rule = entry.type === "file" ? ruleFor(path) : undefined;
+    if (rule === undefined) return undefined;
+    const context = this.#context;
+    if (entry.size > context.maxFileBytes) {
       // Too big to read: only rules that go by the path alone count (a 280 KB certifi/cacert.pem is a
       // certificate bundle, not a private key; a big history is still a history).
-      if (rule !== undefined && (rule.found === always || rule.found === nonEmpty))
-        context.record(path, rule.kind);
-      continue;
+      if (rule.found === always || rule.found === nonEmpty) context.record(path, rule.kind);
+      return undefined;
     }
     const chunks: Buffer[] = [];
-    for await (const chunk of file) chunks.push(chunk as Buffer);
-    const text = Buffer.concat(chunks).toString("latin1");
-    if (rule.found(text, size)) context.record(path, rule.kind);
-    if (PEM_PRIVATE_KEY.test(text)) context.record(path, PRIVATE_KEY);
-    if (AWS_ACCESS_KEY.test(text)) context.record(path, CLOUD);
+    return {
+      data: (chunk) => void chunks.push(Buffer.from(chunk)),
+      end: () => {
+        const text = Buffer.concat(chunks).toString("latin1");
+        if (rule.found(text, entry.size)) context.record(path, rule.kind);
+        if (PEM_PRIVATE_KEY.test(text)) context.record(path, PRIVATE_KEY);
+        if (AWS_ACCESS_KEY.test(text)) context.record(path, CLOUD);
+      },
+    };
   }
-}
-
-/** Writes with back-pressure; `then` runs once the sink can take more, or has died and never will. */
-function offer(sink: Sink, chunk: Buffer, then: () => void): void {
-  if (sink.destroyed || sink.write(chunk)) return then();
-  const go = (): void => {
-    sink.off("drain", go);
-    sink.off("close", go);
-    then();
-  };
-  sink.on("drain", go);
-  sink.on("close", go);
 }

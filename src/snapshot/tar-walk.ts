@@ -1,0 +1,192 @@
+/**
+ * A synchronous tar reader for scanning: it follows headers (ustar, GNU long names, PAX paths and sizes)
+ * and hands each entry's data to a handler as views of the pushed chunks, never copying or keeping them.
+ * That lets it read chunks that are only valid during the call (the export's borrowed save stream), and
+ * it is much cheaper than a stream per entry. It checks each header's checksum; it does not extract.
+ */
+
+const BLOCK = 512;
+const MAX_META = 1024 * 1024;
+
+export interface TarEntry {
+  /** The path, prefix and long-name extensions applied. */
+  name: string;
+  size: number;
+  /** "file", "directory", "symlink", "link" or "other". */
+  type: "file" | "directory" | "symlink" | "link" | "other";
+}
+
+export interface EntryHandler {
+  /** A view of the entry's next bytes, valid only during the call. May return a promise to ask for a pause. */
+  data(chunk: Buffer): void | Promise<void>;
+  end(): void;
+}
+
+export class TarWalker {
+  readonly #onEntry: (entry: TarEntry) => EntryHandler | undefined;
+  readonly #header = Buffer.alloc(BLOCK);
+  #filled = 0;
+  #state: "header" | "data" | "padding" | "end" = "header";
+  #left = 0;
+  #padding = 0;
+  #handler: EntryHandler | undefined;
+  /** A PAX or GNU long-name entry being collected, applied to the next header. */
+  #meta: { kind: "pax" | "gnu"; chunks: Buffer[]; size: number } | undefined;
+  #override: { name?: string; size?: number } = {};
+
+  constructor(onEntry: (entry: TarEntry) => EntryHandler | undefined) {
+    this.#onEntry = onEntry;
+  }
+
+  /** Whether the end-of-archive block has been read. */
+  get ended(): boolean {
+    return this.#state === "end";
+  }
+
+  /**
+   * Reads the next bytes. Promises returned by handlers are collected into `waits`. Throws on a header
+   * that is not a tar header.
+   */
+  push(chunk: Buffer, waits: Promise<void>[]): void {
+    let at = 0;
+    while (at < chunk.length && this.#state !== "end") {
+      const available = chunk.length - at;
+      if (this.#state === "header") {
+        const take = Math.min(available, BLOCK - this.#filled);
+        chunk.copy(this.#header, this.#filled, at, at + take);
+        this.#filled += take;
+        at += take;
+        if (this.#filled === BLOCK) {
+          this.#filled = 0;
+          this.#startEntry();
+        }
+      } else if (this.#state === "data") {
+        const take = Math.min(available, this.#left);
+        const view = chunk.subarray(at, at + take);
+        if (this.#meta) {
+          this.#meta.size += take;
+          if (this.#meta.size <= MAX_META) this.#meta.chunks.push(Buffer.from(view));
+        } else if (this.#handler) {
+          const wait = this.#handler.data(view);
+          if (wait) waits.push(wait);
+        }
+        this.#left -= take;
+        at += take;
+        if (this.#left === 0) this.#endData();
+      } else {
+        const take = Math.min(available, this.#left);
+        this.#left -= take;
+        at += take;
+        if (this.#left === 0) this.#state = "header";
+      }
+    }
+  }
+
+  /** The input ended: throws if it ended inside an entry or a header (a tar cut short). */
+  finish(): void {
+    if (this.#state === "end") return;
+    if (this.#state === "header" && this.#filled === 0) return;
+    throw new Error("The tar ends in the middle of an entry");
+  }
+
+  #startEntry(): void {
+    const h = this.#header;
+    if (isZero(h)) {
+      this.#state = "end";
+      return;
+    }
+    if (!checksumMatches(h)) throw new Error("Not a tar header (checksum mismatch)");
+    const flag = String.fromCharCode(h[156]!);
+    let size = parseNumber(h, 124, 12);
+    let name = field(h, 0, 100);
+    if (h.toString("latin1", 257, 262) === "ustar") {
+      const prefix = field(h, 345, 155);
+      if (prefix) name = `${prefix}/${name}`;
+    }
+    if (flag === "x" || flag === "g" || flag === "L") {
+      this.#meta = { kind: flag === "L" ? "gnu" : "pax", chunks: [], size: 0 };
+      if (flag === "g") this.#meta.size = MAX_META + 1; // global headers: read past, not applied
+      this.#begin(size);
+      return;
+    }
+    if (this.#override.name !== undefined) name = this.#override.name;
+    if (this.#override.size !== undefined) size = this.#override.size;
+    this.#override = {};
+    const type =
+      flag === "0" || flag === "\0" || flag === "7"
+        ? "file"
+        : flag === "5"
+          ? "directory"
+          : flag === "2"
+            ? "symlink"
+            : flag === "1"
+              ? "link"
+              : "other";
+    this.#handler = this.#onEntry({ name, size, type });
+    this.#begin(size);
+  }
+
+  #begin(size: number): void {
+    this.#left = size;
+    this.#padding = (BLOCK - (size % BLOCK)) % BLOCK;
+    this.#state = "data";
+    if (size === 0) this.#endData();
+  }
+
+  #endData(): void {
+    const meta = this.#meta;
+    this.#meta = undefined;
+    if (meta && meta.size <= MAX_META) {
+      const text = Buffer.concat(meta.chunks).toString("utf8");
+      if (meta.kind === "gnu") this.#override.name = text.replace(/\0+$/, "");
+      else Object.assign(this.#override, parsePax(text));
+    } else if (!meta) {
+      this.#handler?.end();
+      this.#handler = undefined;
+    }
+    this.#left = this.#padding;
+    this.#state = this.#padding === 0 ? "header" : "padding";
+  }
+}
+
+function isZero(buf: Buffer): boolean {
+  for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+function checksumMatches(h: Buffer): boolean {
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
+  return parseNumber(h, 148, 8) === sum;
+}
+
+function field(h: Buffer, offset: number, length: number): string {
+  const end = h.indexOf(0, offset);
+  return h.toString("utf8", offset, end < 0 || end > offset + length ? offset + length : end);
+}
+
+/** An octal number field, or GNU's base-256 form when the high bit of its first byte is set. */
+function parseNumber(h: Buffer, offset: number, length: number): number {
+  if ((h[offset]! & 0x80) !== 0) {
+    let value = 0;
+    for (let i = offset + 1; i < offset + length; i++) value = value * 256 + h[i]!;
+    return value;
+  }
+  const text = h
+    .toString("latin1", offset, offset + length)
+    .replace(/\0.*$/s, "")
+    .trim();
+  return text === "" ? 0 : Number.parseInt(text, 8);
+}
+
+/** PAX records ("<length> <key>=<value>\n"): the path and size, which override the header's. */
+function parsePax(text: string): { name?: string; size?: number } {
+  const out: { name?: string; size?: number } = {};
+  for (const record of text.split("\n")) {
+    const match = /^\d+ ([^=]+)=(.*)$/s.exec(record);
+    if (!match) continue;
+    if (match[1] === "path") out.name = match[2]!;
+    else if (match[1] === "size" && /^\d+$/.test(match[2]!)) out.size = Number(match[2]);
+  }
+  return out;
+}
