@@ -71,6 +71,8 @@ export function counting(stream: Readable, onBytes: (n: number) => void): Readab
   const out = new PassThrough({ highWaterMark: 1024 * 1024 });
   stream.on("data", (chunk: Buffer) => onBytes(chunk.length));
   stream.on("error", (error) => out.destroy(error));
+  // A reader that stops early (the image is already here) destroys `out`: stop reading the file too.
+  out.on("close", () => stream.destroy());
   stream.pipe(out);
   return out;
 }
