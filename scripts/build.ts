@@ -1,8 +1,11 @@
 // Bundles the CLI into one ESM file, dist/vm.mjs: one file to parse and no type stripping is what keeps
 // `vm` starting fast (docs/performance.md). esbuild-wasm: the WebAssembly build needs no install script.
+import { rm } from "node:fs/promises";
 import { build } from "esbuild-wasm";
 
 const started = Date.now();
+// Chunk names carry a content hash: without this, every build would leave the previous chunks behind.
+await rm(new URL("../dist/chunks", import.meta.url).pathname, { recursive: true, force: true });
 await build({
   entryPoints: [new URL("../src/bin.ts", import.meta.url).pathname],
   outdir: new URL("../dist", import.meta.url).pathname,
