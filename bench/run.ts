@@ -374,7 +374,8 @@ function benchLargeMemory(work: string): void {
 
 const absolute: { name: string; stats: Stats; limit: number }[] = [];
 const SLOW_ROUNDS = Number(process.env.BENCH_SLOW_ROUNDS ?? 2);
-const ROUNDS_IMPORT = Number(process.env.BENCH_IMPORT_ROUNDS ?? 3);
+// Two rounds each of ~40 s (three contenders): keeps the whole bench under 15 minutes on a fresh machine.
+const ROUNDS_IMPORT = Number(process.env.BENCH_IMPORT_ROUNDS ?? 2);
 
 function benchTransfers(): void {
   ensureImages((s) => process.stderr.write(s));
@@ -400,8 +401,10 @@ run(join(REPO, "node_modules/.bin/node"), [join(REPO, "scripts/build.ts")]);
 try {
   for (const [name, suite] of Object.entries(suites)) {
     if (only.length && !only.includes(name)) continue;
-    process.stderr.write(`bench: ${name} (${ROUNDS} rounds)\n`);
+    process.stderr.write(`bench: ${name}\n`);
+    const started = Date.now();
     suite();
+    process.stderr.write(`bench: ${name} took ${Math.round((Date.now() - started) / 1000)} s\n`);
   }
 } finally {
   cleanup();
