@@ -52,11 +52,19 @@ export function stats(samples: number[]): Stats {
  */
 export function alternate(
   rounds: number,
-  contenders: { name: string; before?: () => void; measure: () => number; after?: () => void }[],
+  contenders: {
+    name: string;
+    before?: () => void;
+    measure: () => number;
+    after?: () => void;
+    /** At most this many rounds (a slow baseline that barely varies). */
+    rounds?: number;
+  }[],
 ): Record<string, Stats> {
   const samples: Record<string, number[]> = {};
   for (let round = 0; round < rounds; round++) {
     for (const c of contenders) {
+      if (c.rounds !== undefined && round >= c.rounds) continue;
       c.before?.();
       const seconds = c.measure();
       c.after?.();
