@@ -8,7 +8,7 @@ export type { Compression } from "./compression.ts";
 export { compressionForPath, extensionFor } from "./compression.ts";
 
 const defaultChunkSize: Record<Compression, number> = { gzip: 1 << 20, zstd: 2 << 20, none: 1 << 20 };
-const levels = { gzip: { min: 1, max: 9, default: 6 }, zstd: { min: 1, max: 22, default: 3 } };
+const levels = { gzip: { min: 1, max: 9, default: 6 }, zstd: { min: 1, max: 19, default: 3 } };
 
 /** Compresses one chunk into one independent gzip member or zstd frame, as one or more buffers. */
 interface Compress {
