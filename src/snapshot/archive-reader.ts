@@ -9,11 +9,11 @@ import { streamGuard } from "./stream-guard.ts";
 import {
   ENTRY,
   VOLUME_ENTRY,
-  HEAD_ENTRIES,
   MAX_MANIFEST_BYTES,
   MAX_SMALL_ENTRY_BYTES,
-  checksumsSchema,
+  entryRank,
   invalidArchive,
+  parseChecksums,
   parseManifest,
   type Checksums,
   type EntryDigestRecord,
@@ -160,18 +160,25 @@ export async function readSnapshotArchive(
   return contents as ArchiveContents;
 }
 
-const RANK: Record<string, number> = {
-  [ENTRY.manifest]: 0,
-  ...Object.fromEntries(HEAD_ENTRIES.map((path, i) => [path, 1 + i])),
-  [ENTRY.image]: 100,
-  [ENTRY.checksums]: 1_000_000,
-  [ENTRY.signature]: 1_000_001,
-};
-
-/** An entry's place in the format's order; volumes follow the image in the manifest's order. */
-function entryRank(name: string, volume: string | undefined, manifest: Manifest | undefined): number {
-  if (volume !== undefined) return 101 + (manifest?.volumes?.indexOf(volume) ?? 0);
-  return RANK[name] ?? 0;
+/** A copy of `entry` to hand on, hashed and counted as it passes; `digest` settles once all of it has. */
+function hashedCopy(entry: Readable): {
+  copy: PassThrough;
+  digest: Promise<{ size: number; sha256: string }>;
+} {
+  const hash = createHash("sha256");
+  let size = 0;
+  const copy = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const digest = (async () => {
+    for await (const chunk of entry) {
+      hash.update(chunk as Buffer);
+      size += (chunk as Buffer).length;
+      if (!copy.write(chunk)) await once(copy, "drain");
+    }
+    copy.end();
+    return { size, sha256: hash.digest("hex") };
+  })();
+  digest.catch((error: unknown) => copy.destroy(error as Error));
+  return { copy, digest };
 }
 
 /** Streams an entry to `consume` while hashing it into the record of what was read. */
@@ -181,20 +188,9 @@ async function readStreamed(
   contents: { read: EntryDigestRecord[] },
   consume: (stream: Readable) => Promise<void>,
 ): Promise<void> {
-  const hash = createHash("sha256");
-  let seen = 0;
-  const copy = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const pump = (async () => {
-    for await (const chunk of entry) {
-      hash.update(chunk as Buffer);
-      seen += (chunk as Buffer).length;
-      if (!copy.write(chunk)) await once(copy, "drain");
-    }
-    copy.end();
-  })();
-  pump.catch((error: unknown) => copy.destroy(error as Error));
-  await Promise.all([consume(copy), pump]);
-  contents.read.push({ path, size: seen, sha256: hash.digest("hex") });
+  const { copy, digest } = hashedCopy(entry);
+  const [, read] = await Promise.all([consume(copy), digest]);
+  contents.read.push({ path, ...read });
 }
 
 async function drain(stream: Readable): Promise<void> {
@@ -216,27 +212,15 @@ async function readImage(
     throw invalidArchive(
       `images/base.tar claims ${size} bytes, far more than the ${manifest.size_bytes} the manifest records for the image`,
     );
-  const hash = createHash("sha256");
-  let seen = 0;
-  const counted = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const pump = (async () => {
-    for await (const chunk of entry) {
-      hash.update(chunk as Buffer);
-      seen += (chunk as Buffer).length;
-      if (!counted.write(chunk)) await once(counted, "drain");
-    }
-    counted.end();
-  })();
-  pump.catch((error: unknown) => counted.destroy(error as Error));
+  const { copy, digest } = hashedCopy(entry);
   const outcome = handlers.onImage
-    ? await handlers.onImage(counted, size)
-    : (counted.resume(), "consumed" as const);
+    ? await handlers.onImage(copy, size)
+    : (copy.resume(), "consumed" as const);
   if (outcome === "skip") {
-    counted.destroy();
+    copy.destroy();
     return "skip";
   }
-  await pump;
-  contents.read.push({ path: ENTRY.image, size: seen, sha256: hash.digest("hex") });
+  contents.read.push({ path: ENTRY.image, ...(await digest) });
   return "consumed";
 }
 
@@ -297,17 +281,3 @@ async function collect(stream: Readable): Promise<Buffer> {
 function sha256(data: Buffer): string {
   return createHash("sha256").update(data).digest("hex");
 }
-
-function parseChecksums(raw: Buffer): Checksums {
-  let data: unknown;
-  try {
-    data = JSON.parse(raw.toString("utf8"));
-  } catch {
-    throw invalidArchive("checksums.json is not valid JSON");
-  }
-  const result = checksumsSchema.safeParse(data);
-  if (!result.success) throw invalidArchive("checksums.json is not a vm checksum list");
-  return result.data;
-}
-
-export { HEAD_ENTRIES };

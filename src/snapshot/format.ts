@@ -101,6 +101,33 @@ export function parseManifest(raw: Buffer): Manifest {
   return result.data;
 }
 
+const RANK: Record<string, number> = {
+  [ENTRY.manifest]: 0,
+  ...Object.fromEntries(HEAD_ENTRIES.map((path, i) => [path, 1 + i])),
+  [ENTRY.image]: 100,
+  [ENTRY.checksums]: 1_000_000,
+  [ENTRY.signature]: 1_000_001,
+};
+
+/** An entry's place in the format's order; volumes follow the image in the manifest's order. */
+export function entryRank(name: string, volume: string | undefined, manifest: Manifest | undefined): number {
+  if (volume !== undefined) return 101 + (manifest?.volumes?.indexOf(volume) ?? 0);
+  return RANK[name] ?? 0;
+}
+
+/** Parses checksums.json. */
+export function parseChecksums(raw: Buffer): Checksums {
+  let data: unknown;
+  try {
+    data = JSON.parse(raw.toString("utf8"));
+  } catch {
+    throw invalidArchive("checksums.json is not valid JSON");
+  }
+  const result = checksumsSchema.safeParse(data);
+  if (!result.success) throw invalidArchive("checksums.json is not a vm checksum list");
+  return result.data;
+}
+
 export function invalidArchive(
   message: string,
   hint = "The file is damaged or is not a vm snapshot; get a fresh copy of it",
