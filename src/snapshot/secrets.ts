@@ -6,10 +6,11 @@
  * given: it copies only headers and candidate files, and compressed layers on their way into zlib.
  */
 import { once } from "node:events";
-import { Writable } from "node:stream";
+import { type Transform, Writable } from "node:stream";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 import { detectCompression } from "../archive/codec.ts";
 import { VmError } from "../errors.ts";
+import { kindsFound, provenByPath, ruleFor } from "./secret-rules.ts";
 import { TarWalker, type EntryHandler, type TarEntry } from "./tar-walk.ts";
 
 export interface SecretFinding {
@@ -23,67 +24,6 @@ export interface SecretFinding {
 const BLOCK = 512;
 // zlib's default 16 KiB output chunks cost a thread pool round trip each: a third of the speed of 64 KiB ones.
 const INFLATED_CHUNK = 64 * 1024;
-const PRIVATE_KEY = "private key";
-const CLOUD = "cloud credentials";
-const PEM_PRIVATE_KEY = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/;
-const AWS_ACCESS_KEY = /AKIA[0-9A-Z]{16}/;
-const ENV_SECRET =
-  /^[ \t]*(?:export[ \t]+)?[\w.-]*(?:token|secret|passw(?:or)?d|api_?key|access_key|private_key|credential)[\w.-]*[ \t]*=[ \t]*(?:"[^"\n]+"|'[^'\n]+'|[^\s"'#])/im;
-const ENV_TEMPLATES = new Set(["example", "sample", "template"]);
-
-interface Rule {
-  kind: string;
-  /** Decides on the content (latin1) of a file no larger than maxFileBytes. */
-  found: (text: string, size: number) => boolean;
-  /** The rule applies only to a path that ends like this, e.g. `/.aws/credentials`. */
-  suffix?: string;
-}
-
-const always = (): boolean => true;
-const nonEmpty = (_text: string, size: number): boolean => size > 0;
-const contains =
-  (...needles: string[]) =>
-  (text: string): boolean =>
-    needles.some((needle) => text.includes(needle));
-
-const privateKey: Rule = { kind: PRIVATE_KEY, found: always };
-const pem: Rule = { kind: PRIVATE_KEY, found: (text) => PEM_PRIVATE_KEY.test(text) };
-const envFile: Rule = { kind: "token in .env file", found: (text) => ENV_SECRET.test(text) };
-const history: Rule = { kind: "shell history", found: nonEmpty };
-const netrc: Rule = { kind: "netrc credentials", found: contains("password") };
-const at = (suffix: string, kind: string, found: Rule["found"] = always): Rule => ({ kind, found, suffix });
-const each = (names: string[], rule: Rule): [string, Rule][] => names.map((name) => [name, rule]);
-
-const BY_NAME = new Map<string, Rule>([
-  ...each(["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"], privateKey),
-  ...each([".bash_history", ".zsh_history", ".ash_history", ".sh_history"], history),
-  ...each([".python_history", ".psql_history", ".mysql_history"], history),
-  ...each([".netrc", "_netrc"], netrc),
-  [".npmrc", { kind: "npm credentials", found: contains("_auth", "_password") }],
-  [".pypirc", { kind: "PyPI credentials", found: contains("password") }],
-  [".git-credentials", { kind: "git credentials", found: nonEmpty }],
-  ["application_default_credentials.json", { kind: CLOUD, found: always }],
-  ["credentials", at("/.aws/credentials", CLOUD)],
-  ["credentials.db", at("/.config/gcloud/credentials.db", CLOUD)],
-  ["accessTokens.json", at("/.azure/accessTokens.json", CLOUD)],
-  ["config.json", at("/.docker/config.json", "docker credentials", contains('"auth"'))],
-  ["config", at("/.kube/config", "kubernetes credentials", contains("token:", "client-key-data"))],
-]);
-const BY_EXTENSION = new Map(Object.entries({ pem, key: pem, p12: privateKey, pfx: privateKey }));
-
-/** The rule for a file that may hold a secret, or undefined for the (vast) rest. Runs once per file. */
-function ruleFor(path: string): Rule | undefined {
-  const name = path.slice(path.lastIndexOf("/") + 1);
-  if (name.startsWith(".wh.")) return undefined; // a layer's deletion marker, not a file
-  const rule = BY_NAME.get(name);
-  if (rule !== undefined) {
-    return rule.suffix === undefined || `/${path}`.endsWith(rule.suffix) ? rule : undefined;
-  }
-  if (name === ".env" || (name.startsWith(".env.") && !ENV_TEMPLATES.has(name.slice(5)))) return envFile;
-  const dot = name.lastIndexOf(".");
-  return dot < 0 ? undefined : BY_EXTENSION.get(name.slice(dot + 1).toLowerCase());
-}
-
 interface LayerContext {
   readonly maxFileBytes: number;
   record(path: string, kind: string): void;
@@ -208,7 +148,7 @@ class LayerScan implements EntryHandler {
   readonly #mayDecompress: boolean;
   #head: Buffer | null = Buffer.alloc(0);
   #tar: TarWalker | null = null;
-  #inflate: (NodeJS.WritableStream & { destroyed: boolean; write(chunk: Buffer): boolean }) | null = null;
+  #inflate: Transform | null = null;
   #skip = false;
 
   constructor(context: LayerContext, mayDecompress: boolean) {
@@ -285,8 +225,7 @@ class LayerScan implements EntryHandler {
       if (this.#inflate.destroyed) return;
       // zlib keeps the chunk until it has read it; the caller's chunk is only lent.
       if (this.#inflate.write(Buffer.from(chunk))) return;
-      const inflate = this.#inflate as unknown as NodeJS.EventEmitter;
-      return Promise.race([once(inflate, "drain"), once(inflate, "close")]).then(
+      return Promise.race([once(this.#inflate, "drain"), once(this.#inflate, "close")]).then(
         () => {},
         () => {},
       );
@@ -305,9 +244,7 @@ class LayerScan implements EntryHandler {
     if (rule === undefined) return undefined;
     const context = this.#context;
     if (entry.size > context.maxFileBytes) {
-      // Too big to read: only rules that go by the path alone count (a 280 KB certifi/cacert.pem is a
-      // certificate bundle, not a private key; a big history is still a history).
-      if (rule.found === always || rule.found === nonEmpty) context.record(path, rule.kind);
+      if (provenByPath(rule)) context.record(path, rule.kind);
       return undefined;
     }
     const chunks: Buffer[] = [];
@@ -315,9 +252,7 @@ class LayerScan implements EntryHandler {
       data: (chunk) => void chunks.push(Buffer.from(chunk)),
       end: () => {
         const text = Buffer.concat(chunks).toString("latin1");
-        if (rule.found(text, entry.size)) context.record(path, rule.kind);
-        if (PEM_PRIVATE_KEY.test(text)) context.record(path, PRIVATE_KEY);
-        if (AWS_ACCESS_KEY.test(text)) context.record(path, CLOUD);
+        for (const kind of kindsFound(rule, text, entry.size)) context.record(path, kind);
       },
     };
   }
