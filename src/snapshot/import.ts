@@ -1,13 +1,12 @@
 import { once } from "node:events";
-import { createReadStream } from "node:fs";
-import { stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import { EngineError } from "../engine/http.ts";
 import type { Services } from "../env/box.ts";
-import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
+import { ExitCode, VmError } from "../errors.ts";
 import { guardInterrupts } from "../interrupt.ts";
 import { decodeError, readSnapshotArchive, type ArchiveContents } from "./archive-reader.ts";
+import { counting, openInput } from "./input.ts";
 import type { Manifest } from "./format.ts";
 import type { SnapshotMetadata } from "./metadata.ts";
 import { importedMetadata } from "./imported-metadata.ts";
@@ -41,40 +40,6 @@ export interface ImportResult {
   loaded: boolean;
   replaced: boolean;
   signer: { fingerprint: string; comment: string } | undefined;
-}
-
-export async function openInput(
-  input: string,
-  cwd: string,
-  stdin: Readable,
-): Promise<{ stream: Readable; size: number | undefined; path: string }> {
-  if (input === "-") return { stream: stdin, size: undefined, path: "-" };
-  const path = input.startsWith("/") ? input : `${cwd}/${input}`;
-  try {
-    const info = await stat(path);
-    if (!info.isFile())
-      throw new VmError("INPUT_NOT_A_FILE", `${path} is not a file`, { exitCode: ExitCode.usage });
-    return { stream: createReadStream(path, { highWaterMark: 1024 * 1024 }), size: info.size, path };
-  } catch (error) {
-    if (systemErrorCode(error) === "ENOENT") {
-      throw new VmError("INPUT_NOT_FOUND", `${path} does not exist`, {
-        hint: "Check the path of the snapshot file",
-        exitCode: ExitCode.notFound,
-      });
-    }
-    throw error;
-  }
-}
-
-/** Counts bytes read from the file, for progress. */
-export function counting(stream: Readable, onBytes: (n: number) => void): Readable {
-  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-  stream.on("data", (chunk: Buffer) => onBytes(chunk.length));
-  stream.on("error", (error) => out.destroy(error));
-  // A reader that stops early (the image is already here) destroys `out`: stop reading the file too.
-  out.on("close", () => stream.destroy());
-  stream.pipe(out);
-  return out;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { PassThrough } from "node:stream";
 import { readSnapshotArchive, type ArchiveContents } from "./archive-reader.ts";
 import type { Manifest } from "./format.ts";
-import { counting, openInput } from "./import.ts";
+import { counting, openInput } from "./input.ts";
 import { ImageVerifier, verifyContents } from "./verify.ts";
 
 /** `vm snapshot verify FILE`: every digest in the file checked, without an engine. */
