@@ -38,8 +38,8 @@ export async function requireEnvironment(engine: Engine, config: Config): Promis
   return env;
 }
 
-export async function requireRunning(engine: Engine, config: Config): Promise<ContainerSummary> {
-  const env = await requireEnvironment(engine, config);
+/** The environment, if it runs; otherwise says what state it is in and how to bring it back. */
+export function ensureRunning(env: ContainerSummary, config: Config): ContainerSummary {
   if (env.state !== "running") {
     throw new VmError(
       "ENV_NOT_RUNNING",

@@ -3,7 +3,7 @@ import type { CommandContext } from "../cli/context.ts";
 import type { Config } from "../config/load.ts";
 import { ExitCode, VmError } from "../errors.ts";
 import { SnapshotStore } from "../snapshot/store.ts";
-import { requireEnvironment, requireRunning } from "./environment.ts";
+import { ensureRunning, requireEnvironment } from "./environment.ts";
 import { pauseMarkerDir, recoverPaused } from "./quiesce.ts";
 
 /** bash as a login shell where the box has it, else sh. */
@@ -46,12 +46,12 @@ export async function runInEnvironment(
       },
     );
   }
+  const markers = pauseMarkerDir(SnapshotStore.fromEnv(ctx.env).root);
   const found = await requireEnvironment(ctx.engine, config);
-  if (found.state === "paused") {
-    const markers = pauseMarkerDir(SnapshotStore.fromEnv(ctx.env).root);
-    await recoverPaused(ctx.engine, markers, found, (text) => stderr.write(text));
-  }
-  const env = await requireRunning(ctx.engine, config);
+  const env = ensureRunning(
+    await recoverPaused(ctx.engine, markers, found, (text) => stderr.write(text)),
+    config,
+  );
   const extraEnv: Record<string, string> = { ...config.environment };
   for (const pair of options.env) {
     const eq = pair.indexOf("=");
