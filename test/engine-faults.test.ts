@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { availableEngines, docker } from "./helpers/engines.ts";
 import { ensureBulkImage } from "./helpers/fixtures.ts";
 import { EngineProxy } from "./helpers/proxy.ts";
-import { cleanupRun, RUN_ID, runVm, TEST_LABEL, uniqueName, type VmResult } from "./helpers/vm.ts";
+import { cleanupRun, runImages, runVm, uniqueName, type VmResult } from "./helpers/vm.ts";
 
 /**
  * The engine going away in the middle of a transfer: vm reaches the real engine through a proxy socket
@@ -24,12 +24,7 @@ describe("the engine going away mid-operation", () => {
 
   const vm = (args: string[], host = engine.host): Promise<VmResult> =>
     runVm(args, { cwd: dir, engine: { ...engine, host }, env: { XDG_CONFIG_HOME: home } });
-  const images = () =>
-    docker(engine, ["images", "-qa", "--no-trunc", "--filter", `label=${TEST_LABEL}=${RUN_ID}`])
-      .split("\n")
-      .filter(Boolean)
-      .sort()
-      .join(",");
+  const images = () => runImages(engine);
 
   before(async () => {
     writeFileSync(join(dir, "Dockerfile"), `FROM ${ensureBulkImage(engine)}\nRUN echo ${name} > /marker\n`);

@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gunzipSync, gzipSync } from "node:zlib";
-import { availableEngines, docker } from "./helpers/engines.ts";
+import { availableEngines } from "./helpers/engines.ts";
 import { ensureBusybox } from "./helpers/fixtures.ts";
-import { cleanupRun, makeProject, RUN_ID, runVm, TEST_LABEL, uniqueName } from "./helpers/vm.ts";
+import { cleanupRun, makeProject, RUN_ID, runImages, runVm, TEST_LABEL, uniqueName } from "./helpers/vm.ts";
 
 /**
  * Sweeps generated from a real export: single-bit flips in every region of the archive (each entry's
@@ -74,10 +74,7 @@ describe("generated damage: bit flips and truncations", () => {
     }
     regions.push({ region: "end-of-archive blocks", offsets: [offset, offset + 511, tarBytes.length - 1] });
     regions = regions.filter((r) => r.offsets.length > 0);
-    imagesBefore = docker(engine, ["images", "-qa", "--filter", `label=${TEST_LABEL}=${RUN_ID}`])
-      .split("\n")
-      .sort()
-      .join(",");
+    imagesBefore = runImages(engine);
   });
   after(() => {
     const summary = Object.entries(counts)
@@ -103,14 +100,7 @@ describe("generated damage: bit flips and truncations", () => {
     assert.equal(existsSync(join(homeB, "vm", "snapshots", "global", target)), false);
     const staging = join(homeB, "vm", "snapshots", ".staging");
     assert.deepEqual(existsSync(staging) ? readdirSync(staging) : [], []);
-    assert.equal(
-      docker(engine, ["images", "-qa", "--filter", `label=${TEST_LABEL}=${RUN_ID}`])
-        .split("\n")
-        .sort()
-        .join(","),
-      imagesBefore,
-      "the engine's images are as they were",
-    );
+    assert.equal(runImages(engine), imagesBefore, "the engine's images are as they were");
   }
 
   it("refuses a single-bit flip in every region of the archive", async () => {

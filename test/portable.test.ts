@@ -20,6 +20,7 @@ import { ensureBulkImage, ensureBusybox } from "./helpers/fixtures.ts";
 import {
   cleanupRun,
   makeProject,
+  runImages,
   runVm,
   uniqueName,
   VM_BIN,
@@ -552,28 +553,13 @@ describe("snapshot files", () => {
         await writeEntries(file, alter(await readEntries(fresh)));
         if (finish) writeFileSync(file, finish(readFileSync(file)));
         const target = `${name}-bad`;
-        const imagesBefore = docker(machineB.engine, [
-          "images",
-          "-qa",
-          "--filter",
-          `label=${TEST_LABEL}=${RUN_ID}`,
-        ])
-          .split("\n")
-          .sort()
-          .join(",");
+        const imagesBefore = runImages(machineB.engine);
         const res = await on(machineB, ["snapshot", "import", file, "--name", target], files);
         assert.notEqual(res.code, 0);
         assert.match(res.stderr, message);
         assert.doesNotMatch(res.stderr, /internal error|at .*\.ts:\d+/);
         assertNothingImported(machineB, target);
-        if (!title.includes("escape"))
-          assert.equal(
-            docker(machineB.engine, ["images", "-qa", "--filter", `label=${TEST_LABEL}=${RUN_ID}`])
-              .split("\n")
-              .sort()
-              .join(","),
-            imagesBefore,
-          );
+        if (!title.includes("escape")) assert.equal(runImages(machineB.engine), imagesBefore);
         const verify = await on(machineB, ["snapshot", "verify", file], files);
         assert.notEqual(verify.code, 0, "verify refuses it too");
       });

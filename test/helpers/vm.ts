@@ -77,3 +77,12 @@ export function cleanupRun(engine: TestEngine, runId = RUN_ID): void {
   const volumes = docker(engine, ["volume", "ls", "-q", "--filter", filter]).split("\n").filter(Boolean);
   if (volumes.length) docker(engine, ["volume", "rm", "-f", ...volumes]);
 }
+
+/** The IDs of every image this run labelled on one engine, sorted and joined: compare before and after. */
+export function runImages(engine: TestEngine): string {
+  return docker(engine, ["images", "-qa", "--no-trunc", "--filter", `label=${TEST_LABEL}=${RUN_ID}`])
+    .split("\n")
+    .filter(Boolean)
+    .sort()
+    .join(",");
+}
