@@ -1,8 +1,8 @@
 import type { Readable, Transform } from "node:stream";
 import type { Compression } from "../archive/codec.ts";
-import { TarFraming } from "../archive/tar-framing.ts";
 import type { VmError } from "../errors.ts";
 import { invalidArchive, type Manifest } from "./format.ts";
+import { TarWalker } from "./tar-walk.ts";
 
 /** Decompressed bytes may outnumber compressed ones at most this much (beyond the first 256 MiB). */
 export const MAX_EXPANSION = 500;
@@ -12,7 +12,7 @@ const MANIFEST_SLACK = 512 * 1024 * 1024;
 
 /**
  * Checks the bytes no digest covers, as they pass: the tar's padding and what follows its end must be
- * zeros (TarFraming), the first gzip header must be the fixed one vm writes, and nothing may follow the
+ * zeros (a strict TarWalker), the first gzip header must be the fixed one vm writes, and nothing may follow the
  * compressed data (zlib would silently drop it). And it watches for a decompression bomb: the output may
  * not pass twice the image size the manifest records (plus room for the rest; a file with volumes has no
  * such bound, their size is not recorded), and past its first 256 MiB it may not outgrow MAX_EXPANSION
@@ -29,7 +29,7 @@ export function streamGuard(
     state.failure ??= error;
     decompressor.destroy(state.failure);
   };
-  const framing = new TarFraming();
+  const framing = new TarWalker(() => undefined, { strict: true });
   let read = 0;
   let expanded = 0;
   let head = Buffer.alloc(0);
@@ -58,8 +58,11 @@ export function streamGuard(
   decompressor.on("data", (chunk: Buffer) => {
     if (state.failure) return;
     expanded += chunk.length;
-    const problem = framing.push(chunk);
-    if (problem) return fail(invalidArchive(`The snapshot file's tar stream has a ${problem}`));
+    try {
+      framing.push(chunk, []);
+    } catch (error) {
+      return fail(invalidArchive(`The snapshot file's tar stream is damaged: ${(error as Error).message}`));
+    }
     if (compression === "none") return;
     const m = manifest();
     const bound = m && !m.volumes?.length ? m.size_bytes * 2 + MANIFEST_SLACK : Infinity;

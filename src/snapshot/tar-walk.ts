@@ -33,9 +33,17 @@ export class TarWalker {
   /** A PAX or GNU long-name entry being collected, applied to the next header. */
   #meta: { kind: "pax" | "gnu"; chunks: Buffer[]; size: number } | undefined;
   #override: { name?: string; size?: number } = {};
+  readonly #strict: boolean;
+  /** Stream offset of the next byte pushed. */
+  #offset = 0;
 
-  constructor(onEntry: (entry: TarEntry) => EntryHandler | undefined) {
+  /**
+   * `strict`: also throw at the first non-zero byte where a tar writer leaves zeros (the padding after an
+   * entry's data, everything after the end-of-archive block), bytes no header checksum or data digest covers.
+   */
+  constructor(onEntry: (entry: TarEntry) => EntryHandler | undefined, options: { strict?: boolean } = {}) {
     this.#onEntry = onEntry;
+    this.#strict = options.strict ?? false;
   }
 
   /** Whether the end-of-archive block has been read. */
@@ -48,9 +56,21 @@ export class TarWalker {
    * that is not a tar header.
    */
   push(chunk: Buffer, waits: Promise<void>[]): void {
+    try {
+      this.#push(chunk, waits);
+    } finally {
+      this.#offset += chunk.length;
+    }
+  }
+
+  #push(chunk: Buffer, waits: Promise<void>[]): void {
     let at = 0;
-    while (at < chunk.length && this.#state !== "end") {
+    while (at < chunk.length) {
       const available = chunk.length - at;
+      if (this.#state === "end") {
+        if (this.#strict) this.#requireZeros(chunk, at, chunk.length, "after the end-of-archive block");
+        return;
+      }
       if (this.#state === "header") {
         const take = Math.min(available, BLOCK - this.#filled);
         chunk.copy(this.#header, this.#filled, at, at + take);
@@ -75,6 +95,7 @@ export class TarWalker {
         if (this.#left === 0) this.#endData();
       } else {
         const take = Math.min(available, this.#left);
+        if (this.#strict) this.#requireZeros(chunk, at, at + take, "in the padding after an entry's data");
         this.#left -= take;
         at += take;
         if (this.#left === 0) this.#state = "header";
@@ -87,6 +108,12 @@ export class TarWalker {
     if (this.#state === "end") return;
     if (this.#state === "header" && this.#filled === 0) return;
     throw new Error("The tar ends in the middle of an entry");
+  }
+
+  #requireZeros(chunk: Buffer, from: number, to: number, where: string): void {
+    for (let i = from; i < to; i++)
+      if (chunk[i] !== 0)
+        throw new Error(`non-zero byte at offset ${this.#offset + i} of the archive, ${where}`);
   }
 
   #startEntry(): void {
