@@ -127,15 +127,8 @@ export class DockerHttp {
     if (response.status >= 400) {
       const chunks: Buffer[] = [];
       for await (const chunk of response.body) chunks.push(Buffer.from(chunk));
-      const text = Buffer.concat(chunks).toString("utf8").trim();
-      let message = text || `HTTP ${response.status}`;
-      try {
-        const parsed = JSON.parse(text) as { message?: unknown };
-        if (typeof parsed.message === "string") message = parsed.message;
-      } catch {
-        // not JSON: the raw text
-      }
-      throw new EngineError(response.status, message, what);
+      const text = Buffer.concat(chunks).toString("utf8");
+      throw new EngineError(response.status, engineMessage(text, response.status), what);
     }
     return response.body;
   }
@@ -264,14 +257,19 @@ export async function readText(stream: Readable): Promise<string> {
 }
 
 async function errorMessage(res: IncomingMessage): Promise<string> {
-  const text = (await readText(res)).trim();
+  return engineMessage(await readText(res), res.statusCode ?? 0);
+}
+
+/** The engine's own words from an error body: its JSON `message`, else the raw text. */
+function engineMessage(body: string, status: number): string {
+  const text = body.trim();
   try {
     const parsed = JSON.parse(text) as { message?: unknown };
     if (typeof parsed.message === "string") return parsed.message;
   } catch {
     // not JSON: fall through to the raw text
   }
-  return text || `HTTP ${res.statusCode}`;
+  return text || `HTTP ${status}`;
 }
 
 export function compareVersions(a: string, b: string): number {
