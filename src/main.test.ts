@@ -105,8 +105,8 @@ describe("main (no engine needed)", () => {
     assert.equal(result.stdout, "");
     assert.equal(
       result.stderr,
-      `Error: No vm.yaml in ${dir} or any parent folder\n` +
-        "Hint: Run `vm create` here to write a starter vm.yaml, or pass --config FILE\n",
+      `Error: No vm.yaml in ${dir} or any parent folder, and no environment was created here\n` +
+        "Hint: Run it in the project's folder, pass --config FILE or --project NAME (`vm list --all` shows the projects), or run `vm create` to start one here\n",
     );
   });
 

@@ -27,6 +27,7 @@ export async function main(argv: string[], { io, env, cwd }: MainOptions): Promi
       io,
       engine,
       configOption: options.config as string | undefined,
+      projectOption: options.project as string | undefined,
     };
     result = await def.run(commandCtx, args, options);
   });
@@ -53,14 +54,22 @@ function createEngine(env: NodeJS.ProcessEnv): Engine {
   try {
     return new DockerEngine(discoverEndpoint({ env }));
   } catch (caught) {
-    const error = caught instanceof Error ? caught : new Error(String(caught));
-    return new Proxy({} as Engine, {
-      get: (_target, prop) => {
-        if (prop === "close") return () => {};
-        if (prop === "explain") return (e: unknown) => e;
-        if (prop === "endpoint") return { url: env.DOCKER_HOST ?? "", source: "DOCKER_HOST" };
-        return () => Promise.reject(error);
-      },
-    });
+    return unreachableEngine(caught, { url: env.DOCKER_HOST ?? "", source: "DOCKER_HOST" });
   }
+}
+
+/** An engine every call of which fails with `error`: commands that need no engine still run. */
+function unreachableEngine(error: unknown, endpoint: Engine["endpoint"]): Engine {
+  const reason = error instanceof Error ? error : new Error(String(error));
+  const fail = () => Promise.reject(reason);
+  const client = new Proxy({}, { get: () => fail });
+  return {
+    endpoint,
+    images: client as Engine["images"],
+    containers: client as Engine["containers"],
+    volumes: client as Engine["volumes"],
+    info: fail,
+    close: () => {},
+    explain: (e: unknown) => e,
+  };
 }

@@ -1,10 +1,9 @@
 import type { Readable, Writable } from "node:stream";
-import { findConfig } from "../config/discover.ts";
-import { loadConfig, type Config } from "../config/load.ts";
+import type { Config } from "../config/load.ts";
 import type { Engine } from "../engine/engine.ts";
 import { extraLabels } from "../engine/labels.ts";
 import type { Services } from "../env/box.ts";
-import { ExitCode, VmError } from "../errors.ts";
+import { findProject, requireProject, type ProjectContext, type ProjectQuery } from "../env/project.ts";
 import { SnapshotStore } from "../snapshot/store.ts";
 
 export interface Io {
@@ -21,6 +20,8 @@ export interface CommandContext {
   engine: Engine;
   /** --config as given, if given. */
   configOption: string | undefined;
+  /** --project as given, if given. */
+  projectOption: string | undefined;
 }
 
 /** What a command hands back for main to print: text for people, json for --json. */
@@ -40,14 +41,25 @@ export function services(ctx: CommandContext): Services {
   };
 }
 
-/** The config the command works on: --config, ./vm.yaml or the nearest parent's. */
-export async function requireConfig(ctx: CommandContext): Promise<Config> {
-  const file = findConfig(ctx.cwd, ctx.configOption);
-  if (!file) {
-    throw new VmError("CONFIG_NOT_FOUND", `No vm.yaml in ${ctx.cwd} or any parent folder`, {
-      hint: "Run `vm create` here to write a starter vm.yaml, or pass --config FILE",
-      exitCode: ExitCode.config,
-    });
-  }
-  return loadConfig(file);
+export function projectQuery(ctx: CommandContext): ProjectQuery {
+  return {
+    engine: ctx.engine,
+    cwd: ctx.cwd,
+    configOption: ctx.configOption,
+    projectOption: ctx.projectOption,
+    log: (text) => ctx.io.stderr.write(text),
+  };
+}
+
+/**
+ * The config of the project the command works on: --project, --config, ./vm.yaml or the nearest parent's,
+ * else the one environment vm created from this folder (see env/project.ts).
+ */
+export function requireConfig(ctx: CommandContext): Promise<Config> {
+  return requireProject(projectQuery(ctx));
+}
+
+/** The project in context, if any: for snapshot commands, which also work without one. */
+export function currentProject(ctx: CommandContext): Promise<ProjectContext | undefined> {
+  return findProject(projectQuery(ctx));
 }

@@ -30,8 +30,13 @@ export function buildProgram(defs: CommandDef[], ctx: Pick<CommandContext, "io">
       .description(def.summary)
       .exitOverride();
     def.configure?.(cmd);
-    if (def.usesConfig)
+    if (def.usesConfig) {
       cmd.option("--config <file>", "use this vm.yaml instead of ./vm.yaml or the nearest parent's");
+      cmd.option(
+        "--project <name>",
+        "act on this project (default: from vm.yaml, else the environment vm created in this folder)",
+      );
+    }
     if (def.json) cmd.option("--json", "print JSON for scripts");
     cmd.action(async (...params: unknown[]) => {
       const command = params[params.length - 1] as Command;

@@ -3,7 +3,7 @@ import { services } from "../cli/context.ts";
 import type { CommandDef } from "../cli/command.ts";
 import { ExitCode, VmError } from "../errors.ts";
 import { describeRef, validateSnapshotName, type SnapshotRef } from "../snapshot/names.ts";
-import { currentProject, parseBuildArgs } from "./snapshot-shared.ts";
+import { parseBuildArgs, snapshotProject } from "./snapshot-shared.ts";
 
 export const snapshotCreateCommand: CommandDef = {
   path: ["snapshot", "create"],
@@ -15,7 +15,6 @@ export const snapshotCreateCommand: CommandDef = {
       .argument("<name>", 'snapshot name; @name for a global (base) snapshot usable as vm.box: "@name"')
       .option("-d, --description <text>", "what is in it", "")
       .option("--quiesce", "pause the environment during the commit (always unpaused afterwards)")
-      .option("--project <name>", "the project whose environment to snapshot (default: from vm.yaml)")
       .option("-f, --force", "overwrite a snapshot of that name (replaced only once the new one is complete)")
       .option("--from-dockerfile <path>", "build this Dockerfile instead of committing an environment")
       .option("--context <dir>", "build context for --from-dockerfile (default: the Dockerfile's folder)")
@@ -26,30 +25,25 @@ export const snapshotCreateCommand: CommandDef = {
     const name = global ? input.slice(1) : input;
     validateSnapshotName(name);
     const dockerfile = options.fromDockerfile as string | undefined;
-    const { project, config } = await currentProject(ctx, options.project);
-    let ref: SnapshotRef;
-    if (global) ref = { scope: "global", name };
-    else if (project) ref = { scope: "project", project, name };
-    else {
+    // A build from a Dockerfile into a global snapshot needs no project; everything else does.
+    const context = global && dockerfile ? undefined : await snapshotProject(ctx, input, true);
+    const project = context?.name;
+    const config = context?.config;
+    if (!project && !(global && dockerfile)) {
       throw new VmError(
         "PROJECT_UNKNOWN",
-        `Snapshot '${name}' would belong to a project, and there is none here`,
+        `There is no project here whose environment could be saved as snapshot '${input}': no vm.yaml in ${ctx.cwd} or its parents, and no environment was created from this folder`,
         {
-          hint: `Run it in a project folder, pass --project, or make it global: vm snapshot create @${name}${dockerfile ? " --from-dockerfile " + dockerfile : ""}`,
+          hint: dockerfile
+            ? `Build it as a global snapshot instead: vm snapshot create @${name} --from-dockerfile ${dockerfile}`
+            : `Run it in the project's folder, or pass --config FILE or --project NAME (vm list --all shows the projects); or build a global snapshot from a Dockerfile: vm snapshot create @${name} --from-dockerfile PATH`,
           exitCode: ExitCode.usage,
         },
       );
     }
-    if (!dockerfile && !project) {
-      throw new VmError(
-        "PROJECT_UNKNOWN",
-        "There is no project here whose environment could be snapshotted",
-        {
-          hint: "Run it in a project folder (or pass --config/--project), or build one: vm snapshot create @NAME --from-dockerfile PATH",
-          exitCode: ExitCode.usage,
-        },
-      );
-    }
+    const ref: SnapshotRef = global
+      ? { scope: "global", name }
+      : { scope: "project", project: project!, name };
     const common = { ref, description: options.description as string, force: options.force === true };
     const projectDir = config?.dir;
     const { createFromDockerfile, createFromEnvironment } = await import("../snapshot/create.ts");

@@ -3,7 +3,7 @@ import type { CommandDef } from "../cli/command.ts";
 import { deleteSnapshot } from "../snapshot/manage.ts";
 import { describeRef } from "../snapshot/names.ts";
 import { findSnapshot } from "../snapshot/resolve.ts";
-import { currentProject } from "./snapshot-shared.ts";
+import { snapshotProject } from "./snapshot-shared.ts";
 
 export const snapshotDeleteCommand: CommandDef = {
   path: ["snapshot", "delete"],
@@ -13,15 +13,14 @@ export const snapshotDeleteCommand: CommandDef = {
     cmd
       .alias("rm")
       .argument("<name>", "snapshot name (@name: the global one)")
-      .option("--project <name>", "look in this project's snapshots")
       .option(
         "-f, --force",
         "delete even when containers use the image (the image stays until they are gone)",
       ),
   run: async (ctx, args, options) => {
     const svc = services(ctx);
-    const { project } = await currentProject(ctx, options.project);
-    const { ref, metadata } = await findSnapshot(svc.snapshots, args[0]!, project);
+    const project = await snapshotProject(ctx, args[0]!);
+    const { ref, metadata } = await findSnapshot(svc.snapshots, args[0]!, project?.name, svc.log);
     const result = await deleteSnapshot(svc, ref, metadata, options.force === true);
     const image = result.imageRemoved
       ? ` and its image ${metadata.image_tag}`

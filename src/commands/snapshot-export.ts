@@ -6,7 +6,7 @@ import { Progress, formatDuration } from "../cli/progress.ts";
 import { compressionForPath, type Compression } from "../archive/compression.ts";
 import { formatBytes } from "../config/units.ts";
 import { ExitCode, VmError } from "../errors.ts";
-import { currentProject } from "./snapshot-shared.ts";
+import { snapshotProject } from "./snapshot-shared.ts";
 
 export const snapshotExportCommand: CommandDef = {
   path: ["snapshot", "export"],
@@ -29,13 +29,13 @@ export const snapshotExportCommand: CommandDef = {
       .option(
         "--sign <key>",
         "sign the file with this ed25519 private key (OpenSSH format, e.g. ~/.ssh/id_ed25519)",
-      )
-      .option("--project <name>", "export this project's snapshot of that name"),
+      ),
   run: async (ctx, args, options) => {
     const output = options.output as string | undefined;
+    if (output !== undefined) refuseUrl(output, "--output");
     const compression = chooseCompression(options.compression as string | undefined, output);
     const level = parseLevel(options.compress as string | undefined, compression);
-    const { project } = await currentProject(ctx, options.project);
+    const project = (await snapshotProject(ctx, args[0]!, options.includeVolumes === true))?.name;
     const progress = new Progress(ctx.io.stderr, `Exporting ${args[0]!}`);
     const started = Date.now();
     const { exportSnapshot, formatFindings } = await import("../snapshot/export.ts");
@@ -72,6 +72,19 @@ export const snapshotExportCommand: CommandDef = {
     return { text: summary };
   },
 };
+
+/**
+ * A target that looks like a URL (s3://bucket/key, https://...) is not a path: written as one, it would
+ * become a folder named "s3:" in the current directory. Until vm can write to object storage, say so.
+ */
+export function refuseUrl(target: string, flag: string): void {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(target)?.[1];
+  if (!scheme) return;
+  throw new VmError("URL_NOT_SUPPORTED", `${flag} ${target}: vm cannot write to ${scheme}:// locations yet`, {
+    hint: `Export to a local file and copy it with the tool for that storage, e.g.: vm snapshot export NAME --output ./NAME.snapshot.tar.gz && aws s3 cp ./NAME.snapshot.tar.gz ${target}`,
+    exitCode: ExitCode.usage,
+  });
+}
 
 function chooseCompression(option: string | undefined, output: string | undefined): Compression {
   if (option !== undefined) {

@@ -4,32 +4,31 @@ import { resolve } from "node:path";
 import { describeManifest, describeSnapshot } from "../snapshot/report.ts";
 import { findSnapshot } from "../snapshot/resolve.ts";
 import { SnapshotStore } from "../snapshot/store.ts";
-import { currentProject } from "./snapshot-shared.ts";
+import { snapshotProject } from "./snapshot-shared.ts";
 
 export const snapshotInspectCommand: CommandDef = {
   path: ["snapshot", "inspect"],
   summary: "Show everything recorded about a snapshot",
   usesConfig: true,
   json: true,
-  configure: (cmd) =>
-    cmd
-      .argument("<name>", "snapshot name (@name: the global one)")
-      .option("--project <name>", "look in this project's snapshots"),
-  run: async (ctx, args, options) => {
+  configure: (cmd) => cmd.argument("<name>", "snapshot name (@name: the global one), or a snapshot file"),
+  run: async (ctx, args) => {
     if (looksLikeFile(args[0]!, ctx.cwd)) {
       const { readManifestOnly } = await import("../snapshot/verify-file.ts");
-      const { manifest, compression } = await readManifestOnly(args[0]!, ctx.cwd, ctx.io.stdin as never);
+      const { manifest, compression } = await readManifestOnly(args[0]!, ctx.cwd, ctx.io.stdin);
       return { json: manifest, text: describeManifest(manifest, compression) };
     }
-    const { project } = await currentProject(ctx, options.project);
-    const { metadata } = await findSnapshot(SnapshotStore.fromEnv(ctx.env), args[0]!, project);
+    const project = await snapshotProject(ctx, args[0]!);
+    const { metadata } = await findSnapshot(SnapshotStore.fromEnv(ctx.env), args[0]!, project?.name, (text) =>
+      ctx.io.stderr.write(text),
+    );
     return { json: metadata, text: describeSnapshot(metadata) };
   },
 };
 
 /** A snapshot file rather than a name: a path, or a name with an archive extension that exists. */
 function looksLikeFile(arg: string, cwd: string): boolean {
-  if (arg.includes("/") || /\.(tar|gz|tgz|zst)$/.test(arg)) return true;
+  if (arg === "-" || arg.includes("/") || /\.(tar|gz|tgz|zst)$/.test(arg)) return true;
   const path = resolve(cwd, arg);
   return existsSync(path) && statSync(path).isFile();
 }

@@ -15,7 +15,7 @@ export const snapshotRestoreCommand: CommandDef = {
   run: async (ctx, args, options) => {
     const config = await requireConfig(ctx);
     const svc = services(ctx);
-    const { ref } = await findSnapshot(svc.snapshots, args[0]!, config.project.name);
+    const { ref } = await findSnapshot(svc.snapshots, args[0]!, config.project.name, svc.log);
     const image = await resolveSnapshotImage(svc.engine, svc.snapshots, ref);
     const result = await createEnvironment(svc, config, {
       force: options.force === true,

@@ -1,16 +1,18 @@
-import type { CommandContext } from "../cli/context.ts";
-import { findConfig } from "../config/discover.ts";
-import { loadConfig, type Config } from "../config/load.ts";
+import { currentProject, type CommandContext } from "../cli/context.ts";
+import type { ProjectContext } from "../env/project.ts";
 
-/** The project a snapshot command works in: --project, else the vm.yaml in reach (if any). */
-export async function currentProject(
+/**
+ * The project a snapshot command works in. A global name (`@name`) needs none, so no vm.yaml is read for
+ * it (an unrelated, broken one in the folder must not stop `vm snapshot export @base`), unless the command
+ * needs a project anyway (`--include-volumes`).
+ */
+export async function snapshotProject(
   ctx: CommandContext,
-  explicit: unknown,
-): Promise<{ project: string | undefined; config: Config | undefined }> {
-  const file = findConfig(ctx.cwd, ctx.configOption);
-  const config = file ? await loadConfig(file) : undefined;
-  const project = typeof explicit === "string" ? explicit : config?.project.name;
-  return { project, config };
+  input: string,
+  needsProject = false,
+): Promise<ProjectContext | undefined> {
+  if (input.startsWith("@") && !needsProject && ctx.projectOption === undefined) return undefined;
+  return currentProject(ctx);
 }
 
 /** --build-arg K=V, repeated. */

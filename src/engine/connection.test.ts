@@ -90,9 +90,9 @@ describe("parseHost", () => {
     const error = engineError(() => parseHost("ssh://me@box", "DOCKER_HOST"), "ENGINE_HOST_INVALID");
     assert.equal(
       error.message,
-      "DOCKER_HOST 'ssh://me@box' cannot be used: ssh:// engines are not supported yet",
+      "DOCKER_HOST 'ssh://me@box' cannot be used: vm does not speak ssh:// to engines yet",
     );
-    assert.equal(error.hint, "Use unix:///path/to/docker.sock or tcp://host:port");
+    assert.match(error.hint ?? "", /ssh -nNT -L \/tmp\/remote-docker\.sock:\/var\/run\/docker\.sock HOST/);
   });
 
   it("refuses an unknown scheme or garbage", () => {

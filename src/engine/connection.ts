@@ -69,7 +69,14 @@ export function parseHost(url: string, source: string, tls?: Endpoint["tls"]): E
   }
   if (url.startsWith("/")) return { url: `unix://${url}`, source, socketPath: url };
   if (url.startsWith("ssh://")) {
-    throw badHost("ssh:// engines are not supported yet");
+    throw new VmError(
+      "ENGINE_HOST_INVALID",
+      `${source} '${url}' cannot be used: vm does not speak ssh:// to engines yet`,
+      {
+        hint: "Forward the remote engine's socket and point vm at it: ssh -nNT -L /tmp/remote-docker.sock:/var/run/docker.sock HOST &  then  DOCKER_HOST=unix:///tmp/remote-docker.sock vm ...",
+        exitCode: ExitCode.engine,
+      },
+    );
   }
   throw badHost("unknown scheme");
 }

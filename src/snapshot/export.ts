@@ -49,7 +49,12 @@ export interface ExportResult {
 /** `vm snapshot export`: engine → archive → file, one pass over the image, written atomically. */
 export async function exportSnapshot(services: Services, options: ExportOptions): Promise<ExportResult> {
   const { engine } = services;
-  const { ref, metadata } = await findSnapshot(services.snapshots, options.name, options.project);
+  const { ref, metadata } = await findSnapshot(
+    services.snapshots,
+    options.name,
+    options.project,
+    services.log,
+  );
   const signer = options.sign ? await loadSigner(resolve(options.cwd, options.sign)) : undefined;
   const image = await engine.images.inspect(metadata.engine_image_id);
   if (!image) {

@@ -4,8 +4,21 @@ import type { SnapshotMetadata } from "./metadata.ts";
 import { describeRef, validateSnapshotName, type SnapshotRef } from "./names.ts";
 import type { SnapshotStore } from "./store.ts";
 
-export function snapshotNotFound(input: string): VmError {
+export function snapshotNotFound(input: string, elsewhere: SnapshotMetadata[] = []): VmError {
   const shown = input.startsWith("@") ? input : `@${input}`;
+  const name = shown.slice(1);
+  const projects = elsewhere.filter((s) => s.scope === "project" && s.name === name);
+  if (projects.length > 0) {
+    const list = projects.map((s) => `${s.name} (project ${s.project!})`).join(", ");
+    return new VmError(
+      "SNAPSHOT_NOT_FOUND",
+      `Snapshot '${input}' not found${input.startsWith("@") ? " among the global snapshots" : " in this project or among the global ones"}; there is ${list}`,
+      {
+        hint: `Name its project: --project ${projects[0]!.project!}   (vm snapshot list shows every snapshot)`,
+        exitCode: ExitCode.notFound,
+      },
+    );
+  }
   return new VmError(
     "SNAPSHOT_NOT_FOUND",
     `Snapshot '${shown}' not found. Import it first with: vm snapshot import <file>`,
@@ -17,13 +30,16 @@ export function snapshotNotFound(input: string): VmError {
 }
 
 /**
- * Which snapshot a name on the command line means: `@name` is always the global one; a plain name is the
- * current project's snapshot of that name when there is one, else the global one.
+ * Which snapshot a name on the command line means. `@name` is always the global one. A plain name is the
+ * project's snapshot of that name when there is a project in context, else the global one; with no project
+ * in context, it is also the one project snapshot of that name when exactly one project has one (the
+ * design document's `--project ... (auto-detected if omitted)`); several are refused, listing them.
  */
 export async function findSnapshot(
   store: SnapshotStore,
   input: string,
   project: string | undefined,
+  log: (text: string) => void = () => {},
 ): Promise<{ ref: SnapshotRef; metadata: SnapshotMetadata }> {
   const global = input.startsWith("@");
   const name = global ? input.slice(1) : input;
@@ -33,10 +49,25 @@ export async function findSnapshot(
     const metadata = await store.read(ref);
     if (metadata) return { ref, metadata };
   }
-  const ref: SnapshotRef = { scope: "global", name };
-  const metadata = await store.read(ref);
-  if (metadata) return { ref, metadata };
-  throw snapshotNotFound(name);
+  const globalRef: SnapshotRef = { scope: "global", name };
+  const metadata = await store.read(globalRef);
+  if (metadata) return { ref: globalRef, metadata };
+  const all = await store.list();
+  const owners = all.filter((s) => s.scope === "project" && s.name === name && s.project !== null);
+  if (!global && !project && owners.length === 1) {
+    const only = owners[0]!;
+    log(`Using snapshot '${name}' of project '${only.project!}' (the only snapshot of that name)\n`);
+    return { ref: { scope: "project", project: only.project!, name }, metadata: only };
+  }
+  if (!global && !project && owners.length > 1) {
+    const lines = owners.map((s) => `  ${name} (project ${s.project!}): --project ${s.project!}`);
+    throw new VmError(
+      "SNAPSHOT_AMBIGUOUS",
+      `Several projects have a snapshot named '${name}':\n${lines.join("\n")}`,
+      { hint: "Pick one with --project NAME, as listed above", exitCode: ExitCode.usage },
+    );
+  }
+  throw snapshotNotFound(input, all);
 }
 
 /** The engine image a snapshot box starts from: used as it is, no rebuild. */
