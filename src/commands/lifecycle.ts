@@ -1,4 +1,4 @@
-import { requireConfig } from "../cli/context.ts";
+import { requireConfig, services, type CommandContext } from "../cli/context.ts";
 import type { CommandDef } from "../cli/command.ts";
 import {
   destroyEnvironment,
@@ -64,7 +64,22 @@ export const destroyCommand: CommandDef = {
       ...result.images.map((i) => `image ${i}`),
       ...result.volumes.map((v) => `volume ${v}`),
     ];
-    const kept = result.keptVolumes.length > 0 ? `Kept volumes ${result.keptVolumes.join(", ")}\n` : "";
+    let kept = result.keptVolumes.length > 0 ? `Kept volumes ${result.keptVolumes.join(", ")}\n` : "";
+    if (result.keptImages.length > 0)
+      kept += await keptImagesNote(ctx, config.project.name, result.keptImages);
     return { text: `Destroyed ${removed.join(", ")}\n${kept}` };
   },
 };
+
+/** Why a box image stayed, and what removes it: the project's snapshots are built on it. */
+async function keptImagesNote(ctx: CommandContext, project: string, images: string[]): Promise<string> {
+  const snapshots = (await services(ctx).snapshots.list()).filter((s) => s.project === project);
+  if (snapshots.length === 0)
+    return `Kept image ${images.join(", ")} (untagged): other images are built on it; \`docker image prune\` removes it once they are gone\n`;
+  const names = snapshots.map((s) => s.name);
+  const deletes = names.map((n) => `vm snapshot delete ${n} --project ${project}`).join("; ");
+  return (
+    `Kept image ${images.join(", ")} (untagged): snapshot${names.length > 1 ? "s" : ""} ${names.join(", ")} of this project ` +
+    `${names.length > 1 ? "are" : "is"} built on it, and it goes with ${names.length > 1 ? "them" : "it"}: ${deletes}\n`
+  );
+}

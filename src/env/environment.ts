@@ -1,6 +1,7 @@
 import type { Config } from "../config/load.ts";
 import type { ContainerDetails, ContainerSummary, Engine } from "../engine/engine.ts";
 import { EngineError } from "../engine/http.ts";
+import { removeImageChain } from "../engine/image-chain.ts";
 import { Label, managedLabels } from "../engine/labels.ts";
 import { ExitCode, VmError } from "../errors.ts";
 import { guardInterrupts } from "../interrupt.ts";
@@ -130,12 +131,15 @@ export async function createEnvironment(
   }
   // Ctrl-C or SIGTERM from here on removes the container, so an interrupted create leaves none behind.
   let id: string | undefined;
+  let creating: Promise<string> | undefined;
   const removeHalfMade = async () => {
-    if (id) await engine.containers.remove(id, { force: true });
+    // A signal during the create request: the container exists once the engine answers, so wait for it.
+    const made = id ?? (await creating?.catch(() => undefined));
+    if (made) await engine.containers.remove(made, { force: true });
   };
   return guardInterrupts(removeHalfMade, async () => {
     try {
-      id = await engine.containers.create({
+      id = await (creating = engine.containers.create({
         name,
         image: box.image,
         labels,
@@ -157,7 +161,7 @@ export async function createEnvironment(
         ports: config.ports,
         ...(config.memoryBytes !== undefined ? { memoryBytes: config.memoryBytes } : {}),
         ...(config.nanoCpus !== undefined ? { nanoCpus: config.nanoCpus } : {}),
-      });
+      }));
     } catch (error) {
       if (error instanceof EngineError && error.status === 409) {
         throw new VmError(
@@ -211,6 +215,8 @@ export async function restartEnvironment(engine: Engine, config: Config): Promis
 export interface DestroyResult {
   name: string;
   images: string[];
+  /** Box images still in use as the base of a snapshot (untagged; they go with that snapshot). */
+  keptImages: string[];
   volumes: string[];
   keptVolumes: string[];
 }
@@ -228,8 +234,14 @@ export async function destroyEnvironment(
   await engine.containers.remove(env.id, { force: true });
   const project = { [Label.managed]: "true", [Label.project]: config.project.name };
   const images: string[] = [];
+  const keptImages: string[] = [];
   for (const image of await engine.images.list({ ...project, [Label.role]: "box" })) {
-    if (await removeImageChain(engine, image.id)) images.push(image.tags[0] ?? image.id);
+    const name = image.tags[0] ?? image.id;
+    // Untagged first: an image built on the box (a snapshot of the environment) keeps it alive as its
+    // base, and then only that snapshot's deletion may remove it; it must not stay behind as vm-box/...
+    for (const tag of image.tags) await engine.images.remove(tag).catch(ignoreGone);
+    if (await removeImageChain(engine, image.id)) images.push(name);
+    else keptImages.push(name);
   }
   const volumes: string[] = [];
   const keptVolumes: string[] = [];
@@ -241,28 +253,7 @@ export async function destroyEnvironment(
     await engine.volumes.remove(volume.name);
     volumes.push(volume.name);
   }
-  return { name: env.name, images, volumes, keptVolumes };
-}
-
-/**
- * Removes a built image and the untagged images of its build steps. The classic store removes those
- * with the image; the containerd store keeps each step as a dangling image, so walk the parents until a
- * tagged one (the FROM image). Returns false when the image is still in use (a 409): left to its owner.
- */
-async function removeImageChain(engine: Engine, id: string): Promise<boolean> {
-  let current: string | undefined = id;
-  for (let step = 0; current && step < 500; step++) {
-    const image = await engine.images.inspect(current);
-    if (!image || (current !== id && image.tags.length > 0)) break;
-    try {
-      await engine.images.remove(current);
-    } catch (error) {
-      if (error instanceof EngineError && error.status === 409) return current !== id;
-      throw error;
-    }
-    current = image.parent || undefined;
-  }
-  return true;
+  return { name: env.name, images, keptImages, volumes, keptVolumes };
 }
 
 export async function inspectEnvironment(engine: Engine, config: Config): Promise<ContainerDetails> {
@@ -278,4 +269,9 @@ export async function inspectEnvironment(engine: Engine, config: Config): Promis
 export async function listEnvironments(engine: Engine, all: boolean): Promise<ContainerSummary[]> {
   const envs = await engine.containers.list({ [Label.managed]: "true", [Label.role]: "environment" });
   return all ? envs : envs.filter((e) => e.state === "running");
+}
+
+/** A tag already gone (404), or still needed by a container (409: then the image is kept, and said so). */
+function ignoreGone(error: unknown): void {
+  if (!(error instanceof EngineError && (error.status === 404 || error.status === 409))) throw error;
 }

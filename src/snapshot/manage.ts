@@ -1,4 +1,5 @@
 import { EngineError } from "../engine/http.ts";
+import { removeUntaggedAncestors } from "../engine/image-chain.ts";
 import type { Services } from "../env/box.ts";
 import { ExitCode, VmError } from "../errors.ts";
 import type { SnapshotMetadata } from "./metadata.ts";
@@ -72,11 +73,18 @@ export async function deleteSnapshot(
   }
   let imageRemoved = false;
   try {
+    // The parent is read first: on the containerd store the untag below already removes the image record.
+    const parent = (await engine.images.inspect(metadata.engine_image_id))?.parent;
     const tagged = await engine.images.inspect(metadata.image_tag);
     if (tagged?.id === metadata.engine_image_id) await engine.images.remove(metadata.image_tag);
     if (users.length === 0 && !shared) {
-      await engine.images.remove(metadata.engine_image_id);
+      await engine.images.remove(metadata.engine_image_id).catch((error: unknown) => {
+        if (!(error instanceof EngineError && error.status === 404)) throw error;
+      });
       imageRemoved = true;
+      // What the snapshot was built on and nothing else keeps: its build steps, or the box image a
+      // `vm destroy` untagged because this snapshot still needed it.
+      if (parent) await removeUntaggedAncestors(engine, parent);
     }
   } catch (error) {
     if (!(error instanceof EngineError && (error.status === 404 || error.status === 409))) throw error;

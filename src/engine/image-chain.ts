@@ -1,0 +1,38 @@
+import type { Engine } from "./engine.ts";
+import { EngineError } from "./http.ts";
+
+/**
+ * Removes an image and the untagged images of its build steps. The classic store removes those with the
+ * image; the containerd store keeps each step as a dangling image, so walk the parents until a tagged one
+ * (the FROM image). Returns false when the image itself is still in use (a container, or an image built on
+ * it: a 409), leaving it to its owner.
+ */
+export async function removeImageChain(engine: Engine, id: string): Promise<boolean> {
+  const image = await engine.images.inspect(id);
+  if (!image) return true;
+  if (!(await removeIfUnused(engine, id))) return false;
+  if (image.parent) await removeUntaggedAncestors(engine, image.parent);
+  return true;
+}
+
+/** Removes `id` and its parents while they are untagged and unused; stops at the first tagged or used one. */
+export async function removeUntaggedAncestors(engine: Engine, id: string): Promise<void> {
+  let current: string | undefined = id;
+  for (let step = 0; current && step < 500; step++) {
+    const image = await engine.images.inspect(current);
+    if (!image || image.tags.length > 0) return;
+    if (!(await removeIfUnused(engine, current))) return;
+    current = image.parent || undefined;
+  }
+}
+
+async function removeIfUnused(engine: Engine, id: string): Promise<boolean> {
+  try {
+    await engine.images.remove(id);
+    return true;
+  } catch (error) {
+    if (error instanceof EngineError && error.status === 409) return false;
+    if (error instanceof EngineError && error.status === 404) return true;
+    throw error;
+  }
+}
