@@ -85,19 +85,35 @@ export class StreamSink implements Sink {
 
   constructor(stream: Writable) {
     this.stream = stream;
+    // A reader that stops early (`| head`, an import that refuses or already has the image) closes the
+    // pipe: the write below fails with EPIPE, and the stream also emits it as an 'error' event, which
+    // would crash the process without a listener.
+    stream.on("error", () => {});
   }
 
   /** Resolves once the stream has taken `data` out (flushed it), so the caller may reuse the buffer. */
   async write(data: Buffer): Promise<void> {
     this.position += data.length;
     await new Promise<void>((resolve, reject) => {
-      this.stream.write(data, (error) => (error ? reject(error) : resolve()));
+      this.stream.write(data, (error) => (error ? reject(streamError(error)) : resolve()));
     });
   }
 
   writeAt(): Promise<void> {
     return Promise.reject(new Error("a stream sink cannot write at a position"));
   }
+}
+
+/** Exit status of a process ended by SIGPIPE, as `yes | head` leaves it: what scripts expect. */
+export const CLOSED_PIPE_EXIT = 141;
+
+function streamError(error: Error): Error {
+  if (systemErrorCode(error) !== "EPIPE" && systemErrorCode(error) !== "ERR_STREAM_DESTROYED") return error;
+  // One line, no hint: the reader's own message (an import's refusal, say) is the one that matters.
+  return new VmError("OUTPUT_CLOSED", "Standard output was closed before the export finished; stopped", {
+    exitCode: CLOSED_PIPE_EXIT,
+    cause: error,
+  });
 }
 
 /** Temporary files beside `target` left by a vm that was killed (SIGKILL leaves no chance to clean up). */
