@@ -2,6 +2,7 @@ import { services } from "../cli/context.ts";
 import type { CommandDef } from "../cli/command.ts";
 import { confirm } from "../cli/prompt.ts";
 import { Progress, formatDuration } from "../cli/progress.ts";
+import { ExitCode, VmError } from "../errors.ts";
 
 export const snapshotImportCommand: CommandDef = {
   path: ["snapshot", "import"],
@@ -19,6 +20,17 @@ export const snapshotImportCommand: CommandDef = {
       )
       .option("--trusted-key <file...>", "also trust the ssh-ed25519 public keys in this file"),
   run: async (ctx, args, options) => {
+    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(args[0]!)?.[1];
+    if (scheme) {
+      throw new VmError(
+        "URL_NOT_SUPPORTED",
+        `vm cannot read snapshot files from ${scheme}:// locations yet: ${args[0]!}`,
+        {
+          hint: `Download it first, then import the local file (e.g. aws s3 cp ${args[0]!} ./ , or curl -fLO ${args[0]!}), or stream it: curl -fsSL URL | vm snapshot import -`,
+          exitCode: ExitCode.usage,
+        },
+      );
+    }
     const progress = new Progress(ctx.io.stderr, `Importing ${args[0]!}`);
     const interactive = ctx.io.stdin.isTTY === true && ctx.io.stderr.isTTY === true && args[0] !== "-";
     const started = Date.now();
@@ -48,7 +60,11 @@ export const snapshotImportCommand: CommandDef = {
     progress.finish();
     const how = result.loaded
       ? "loaded and verified"
-      : "the engine already had this image, so only the file's head was read and checked; vm snapshot verify checks all of it";
+      : options.verify === true
+        ? "the whole file was verified first; the engine already had this image, so it was not loaded again"
+        : result.readWhole
+          ? "verified; the engine already had this image, so it was not loaded again"
+          : "the engine already had this image, so only the file's head was read and checked; vm snapshot verify checks all of it";
     return {
       text:
         `Imported snapshot @${result.name} (${how}) in ${formatDuration(Date.now() - started)}\n` +

@@ -6,11 +6,11 @@ export const snapshotVerifyCommand: CommandDef = {
   path: ["snapshot", "verify"],
   summary: "Check every digest in a snapshot file, without an engine",
   json: true,
-  configure: (cmd) => cmd.argument("<file>", "the snapshot file"),
+  configure: (cmd) => cmd.argument("<file>", "the snapshot file, or - to read standard input"),
   run: async (ctx, args) => {
     const progress = new Progress(ctx.io.stderr, `Verifying ${args[0]!}`);
     const { verifyArchiveFile } = await import("../snapshot/verify-file.ts");
-    const contents = await verifyArchiveFile(args[0]!, ctx.cwd, (n) => progress.tick(n));
+    const contents = await verifyArchiveFile(args[0]!, ctx.cwd, (n) => progress.tick(n), ctx.io.stdin);
     progress.finish();
     const { manifest } = contents;
     const image = contents.read.find((e) => e.path === "images/base.tar");
@@ -39,7 +39,7 @@ export const snapshotVerifyCommand: CommandDef = {
         entries: contents.read,
       },
       text:
-        `OK: ${args[0]!} is intact (${contents.read.length} entries, every sha256 matched; ${contents.compression})\n` +
+        `OK: ${args[0] === "-" ? "standard input" : args[0]!} is intact (${contents.read.length} entries, every sha256 matched; ${contents.compression})\n` +
         `  snapshot ${manifest.snapshot_name}, image ${manifest.image_digest}, ${manifest.platform}, image tar ${formatBytes(image?.size ?? 0)}\n` +
         `  ${signedBy}\n`,
     };

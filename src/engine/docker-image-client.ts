@@ -4,7 +4,7 @@ import { ExitCode, VmError } from "../errors.ts";
 import type { BuildOptions, ImageClient, ImageDetails, ImageSummary } from "./engine.ts";
 import type { RawImage, RawImageSummary } from "./docker-types.ts";
 import { normalizeArch } from "./platform.ts";
-import { labelFilter, type DockerHttp, readText } from "./http.ts";
+import { EngineError, labelFilter, type DockerHttp, readText } from "./http.ts";
 import { StreamFailure, consumeJsonStream } from "./json-stream.ts";
 
 const enc = encodeURIComponent;
@@ -135,9 +135,20 @@ export class DockerImageClient implements ImageClient {
   }
 
   async list(labels: Record<string, string>): Promise<ImageSummary[]> {
-    const raw = await this.http.json<RawImageSummary[]>("GET", "/images/json", "Listing images", {
-      query: { filters: labelFilter(labels) },
-    });
+    let raw: RawImageSummary[];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        raw = await this.http.json<RawImageSummary[]>("GET", "/images/json", "Listing images", {
+          query: { filters: labelFilter(labels) },
+        });
+        break;
+      } catch (error) {
+        // The containerd store fails the whole listing with a 500 ("failed to read config content: ...
+        // not found") when an image is removed while it lists; the next listing no longer sees it.
+        if (!(error instanceof EngineError && error.status === 500) || attempt >= 4) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      }
+    }
     return raw.map((i) => ({ id: i.Id, tags: i.RepoTags ?? [], labels: i.Labels ?? {}, size: i.Size ?? 0 }));
   }
 

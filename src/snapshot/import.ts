@@ -1,11 +1,10 @@
-import { once } from "node:events";
 import { dirname, resolve } from "node:path";
-import { PassThrough, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { EngineError } from "../engine/http.ts";
 import type { Services } from "../env/box.ts";
-import { ExitCode, VmError } from "../errors.ts";
+import { ExitCode, VmError, isVmError } from "../errors.ts";
 import { guardInterrupts } from "../interrupt.ts";
-import { decodeError, readSnapshotArchive, type ArchiveContents } from "./archive-reader.ts";
+import { readSnapshotArchive, type ArchiveContents } from "./archive-reader.ts";
 import { counting, openInput } from "./input.ts";
 import type { Manifest } from "./format.ts";
 import type { SnapshotMetadata } from "./metadata.ts";
@@ -13,6 +12,7 @@ import { importedMetadata } from "./imported-metadata.ts";
 import { lockSnapshot, type SnapshotLock } from "./lock.ts";
 import { imageRepo, validateSnapshotName, type SnapshotRef } from "./names.ts";
 import { enforceSignature, signaturePolicy, type PublicKey } from "./signing.ts";
+import { loadImage, newLoadRecord, removeLoaded, type LoadRecord } from "./image-load.ts";
 import { ImageVerifier, verifyContents } from "./verify.ts";
 import { removeVolumeQuietly, snapshotVolumeLabels, snapshotVolumeName, writeVolume } from "./volumes.ts";
 
@@ -38,6 +38,8 @@ export interface ImportResult {
   name: string;
   metadata: SnapshotMetadata;
   loaded: boolean;
+  /** The whole file was read and checked (not only its head: signed files, files with volumes). */
+  readWhole: boolean;
   replaced: boolean;
   signer: { fingerprint: string; comment: string } | undefined;
 }
@@ -61,7 +63,8 @@ export async function importSnapshot(services: Services, options: ImportOptions)
   let ref: SnapshotRef | undefined;
   let old: SnapshotMetadata | undefined;
   let present: string | undefined;
-  let loadedIds: string[] = [];
+  /** What the load may have made: the IDs the engine reported, and the image tar's own IDs. */
+  const load: LoadRecord = newLoadRecord();
   const createdVolumes: string[] = [];
   let signer: PublicKey | undefined;
   let lock: SnapshotLock | undefined;
@@ -74,7 +77,7 @@ export async function importSnapshot(services: Services, options: ImportOptions)
     } else {
       source.stream.destroy();
       for (const volume of createdVolumes) await removeVolumeQuietly(engine, volume);
-      await removeLoaded(services, loadedIds, present);
+      await removeLoaded(services, load, present);
     }
     await lock?.release();
   };
@@ -86,11 +89,14 @@ export async function importSnapshot(services: Services, options: ImportOptions)
 
   async function importLocked(): Promise<ImportResult> {
     const verifier = new ImageVerifier();
+    /** A load the engine refused, or the guard: reported after the digests, which name what was damaged. */
+    let deferred: unknown;
 
     let contents: ArchiveContents;
     try {
       contents = await readSnapshotArchive(counting(source.stream, options.onBytes), {
         onManifest: async (manifest) => {
+          load.layers = manifest.layers;
           // The file's own name is checked even when --name replaces it: a hostile one marks a hostile file.
           validateSnapshotName(manifest.snapshot_name);
           const name = options.name ?? manifest.snapshot_name;
@@ -116,33 +122,12 @@ export async function importSnapshot(services: Services, options: ImportOptions)
           // The engine holds this very image (same config digest, so the same layers): nothing after the
           // head is used, so nothing after it is read. `vm snapshot verify` checks a whole file.
           if (present) return "skip";
-          const toVerifier = new PassThrough({ highWaterMark: 1024 * 1024 });
-          const toEngine = new PassThrough({ highWaterMark: 1024 * 1024 });
-          image.on("data", (chunk: Buffer) => {
-            const a = toVerifier.write(chunk);
-            const b = toEngine.write(chunk);
-            if (!a || !b) {
-              image.pause();
-              Promise.all([a ? null : once(toVerifier, "drain"), b ? null : once(toEngine, "drain")])
-                .then(() => image.resume())
-                .catch(() => {});
-            }
-          });
-          image.on("end", () => {
-            toVerifier.end();
-            toEngine.end();
-          });
-          // A broken file surfaces through the reader and the load; the copies only need to stop.
-          image.on("error", (error) => {
-            toVerifier.destroy();
-            toEngine.destroy(decodeError(error) as Error);
-          });
-          toVerifier.pipe(verifier.input);
-          loadedIds = await engine.images.load(toEngine);
+          const outcome = await loadImage(engine, image, verifier.input, load, "refuse");
+          deferred = outcome.deferred;
           return "consumed";
         },
         onVolume: async (volume, tar) => {
-          const image = present ?? loadedIds[0];
+          const image = present ?? load.reported[0];
           if (!image || !ref)
             throw new VmError("ARCHIVE_INVALID", `volumes/${volume}.tar comes before the image`, {
               exitCode: ExitCode.integrity,
@@ -163,17 +148,22 @@ export async function importSnapshot(services: Services, options: ImportOptions)
       signer = contents.stoppedAtImage
         ? undefined
         : enforceSignature(policy, contents.signatureRaw, contents.checksumsRaw, contents.manifest.signed_by);
+      // What the guard refused comes first (a re-sealed hostile file passes every digest), then the image's
+      // own content addresses, then what the engine refused.
+      if (isVmError(deferred, "IMAGE_NAMES_REFUSED") || isVmError(deferred, "IMAGE_INVALID")) throw deferred;
       if (!present) await verifier.result(contents.manifest);
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- a VmError from the load
+      if (deferred !== undefined) throw deferred;
     } catch (error) {
       for (const volume of createdVolumes) await removeVolumeQuietly(engine, volume);
-      await removeLoaded(services, loadedIds, present);
+      await removeLoaded(services, load, present);
       throw error;
     }
     if (!ref)
       throw new VmError("ARCHIVE_INVALID", "The snapshot file has no manifest", {
         exitCode: ExitCode.integrity,
       });
-    const engineId = present ?? (await loadedImageId(services, loadedIds, contents.manifest));
+    const engineId = present ?? (await loadedImageId(services, load.reported, contents.manifest));
     registering = registerImport(contents, ref, engineId);
     return registering;
   }
@@ -200,11 +190,12 @@ export async function importSnapshot(services: Services, options: ImportOptions)
         name: ref.name,
         metadata,
         loaded: !present,
+        readWhole: !contents.stoppedAtImage,
         replaced: old !== undefined,
         signer: signer ? { fingerprint: signer.fingerprint, comment: signer.comment } : undefined,
       };
     } catch (error) {
-      if (!present) await removeLoaded(services, loadedIds, present);
+      if (!present) await removeLoaded(services, load, present);
       throw error;
     }
   }
@@ -223,7 +214,7 @@ async function verifyFirst(options: ImportOptions): Promise<void> {
     );
   }
   const { verifyArchiveFile } = await import("./verify-file.ts");
-  await verifyArchiveFile(options.input, options.cwd, () => {});
+  await verifyArchiveFile(options.input, options.cwd, () => {}, options.stdin);
 }
 
 async function checkPlatform(manifest: Manifest, engine: string, options: ImportOptions): Promise<void> {
@@ -274,13 +265,4 @@ async function loadedImageId(services: Services, loaded: string[], manifest: Man
     `The engine loaded the file but does not report the image ${manifest.image_digest}`,
     { exitCode: ExitCode.failure },
   );
-}
-
-async function removeLoaded(
-  services: Services,
-  loaded: string[],
-  present: string | undefined,
-): Promise<void> {
-  if (present) return;
-  for (const id of loaded) await services.engine.images.remove(id, { force: true }).catch(() => {});
 }

@@ -12,8 +12,14 @@ export interface TarEntry {
   /** The path, prefix and long-name extensions applied. */
   name: string;
   size: number;
-  /** "file", "directory", "symlink", "link" or "other". */
+  /** "file", "directory", "symlink", "link" or "other" (devices, FIFOs, GNU sparse files, ...). */
   type: "file" | "directory" | "symlink" | "link" | "other";
+  /** A link's target. */
+  linkname: string;
+  /** Stream offset of the entry's first header block (a PAX or GNU long-name header when it has one). */
+  start: number;
+  /** Stream offset of its data: past its header; the data and padding take `size` rounded up to blocks. */
+  dataStart: number;
 }
 
 export interface EntryHandler {
@@ -32,7 +38,10 @@ export class TarWalker {
   #handler: EntryHandler | undefined;
   /** A PAX or GNU long-name entry being collected, applied to the next header. */
   #meta: { kind: "pax" | "gnu"; chunks: Buffer[]; size: number } | undefined;
-  #override: { name?: string; size?: number } = {};
+  #override: { name?: string; size?: number; sparse?: boolean } = {};
+  /** Stream offset where the entry being read began (its first header block), while in its headers. */
+  #entryStart: number | undefined;
+  #endOffset: number | undefined;
   readonly #strict: boolean;
   /** Stream offset of the next byte pushed. */
   #offset = 0;
@@ -49,6 +58,19 @@ export class TarWalker {
   /** Whether the end-of-archive block has been read. */
   get ended(): boolean {
     return this.#state === "end";
+  }
+
+  /** Stream offset of the end-of-archive block, once read. */
+  get endOffset(): number | undefined {
+    return this.#endOffset;
+  }
+
+  /**
+   * Stream offset of the first header block of an entry whose headers are still being read (so what it is
+   * is not known yet), else undefined.
+   */
+  get pendingEntryStart(): number | undefined {
+    return this.#entryStart;
   }
 
   /**
@@ -72,13 +94,14 @@ export class TarWalker {
         return;
       }
       if (this.#state === "header") {
+        if (this.#filled === 0 && this.#entryStart === undefined) this.#entryStart = this.#offset + at;
         const take = Math.min(available, BLOCK - this.#filled);
         chunk.copy(this.#header, this.#filled, at, at + take);
         this.#filled += take;
         at += take;
         if (this.#filled === BLOCK) {
           this.#filled = 0;
-          this.#startEntry();
+          this.#startEntry(this.#offset + at);
         }
       } else if (this.#state === "data") {
         const take = Math.min(available, this.#left);
@@ -116,18 +139,23 @@ export class TarWalker {
         throw new Error(`non-zero byte at offset ${this.#offset + i} of the archive, ${where}`);
   }
 
-  #startEntry(): void {
+  /** `dataStart`: the stream offset just past this header block. */
+  #startEntry(dataStart: number): void {
     const h = this.#header;
     if (isZero(h)) {
       this.#state = "end";
+      this.#endOffset = dataStart - BLOCK;
       return;
     }
     if (!checksumMatches(h)) throw new Error("Not a tar header (checksum mismatch)");
     const flag = String.fromCharCode(h[156]!);
     let size = parseNumber(h, 124, 12);
     let name = field(h, 0, 100);
-    if (h.toString("latin1", 257, 262) === "ustar") {
-      const prefix = field(h, 345, 155);
+    // As Go's archive/tar (the engine's reader) reads it: the prefix field exists in POSIX ustar headers
+    // ("ustar\0" "00"), 131 bytes long in star's variant; GNU headers ("ustar  ") keep other fields there.
+    if (h.toString("latin1", 257, 265) === "ustar\u000000") {
+      const star = h.toString("latin1", 508, 512) === "tar\u0000";
+      const prefix = field(h, 345, star ? 131 : 155);
       if (prefix) name = `${prefix}/${name}`;
     }
     if (flag === "x" || flag === "g" || flag === "L") {
@@ -138,9 +166,11 @@ export class TarWalker {
     }
     if (this.#override.name !== undefined) name = this.#override.name;
     if (this.#override.size !== undefined) size = this.#override.size;
+    const sparse = this.#override.sparse === true;
     this.#override = {};
-    const type =
-      flag === "0" || flag === "\0" || flag === "7"
+    const type = sparse
+      ? "other"
+      : flag === "0" || flag === "\0" || flag === "7"
         ? "file"
         : flag === "5"
           ? "directory"
@@ -149,7 +179,9 @@ export class TarWalker {
             : flag === "1"
               ? "link"
               : "other";
-    this.#handler = this.#onEntry({ name, size, type });
+    const start = this.#entryStart ?? dataStart - BLOCK;
+    this.#entryStart = undefined;
+    this.#handler = this.#onEntry({ name, size, type, linkname: field(h, 157, 100), start, dataStart });
     this.#begin(size);
   }
 
@@ -206,14 +238,18 @@ function parseNumber(h: Buffer, offset: number, length: number): number {
   return text === "" ? 0 : Number.parseInt(text, 8);
 }
 
-/** PAX records ("<length> <key>=<value>\n"): the path and size, which override the header's. */
-function parsePax(text: string): { name?: string; size?: number } {
-  const out: { name?: string; size?: number } = {};
+/**
+ * PAX records ("<length> <key>=<value>\n"): the path and size, which override the header's, and whether
+ * they describe a GNU sparse file (whose data is not laid out as a plain file's).
+ */
+function parsePax(text: string): { name?: string; size?: number; sparse?: boolean } {
+  const out: { name?: string; size?: number; sparse?: boolean } = {};
   for (const record of text.split("\n")) {
     const match = /^\d+ ([^=]+)=(.*)$/s.exec(record);
     if (!match) continue;
     if (match[1] === "path") out.name = match[2]!;
     else if (match[1] === "size" && /^\d+$/.test(match[2]!)) out.size = Number(match[2]);
+    else if (match[1]!.startsWith("GNU.sparse.")) out.sparse = true;
   }
   return out;
 }
