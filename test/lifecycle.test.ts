@@ -156,8 +156,35 @@ for (const engine of availableEngines()) {
     });
 
     it("vm logs shows the environment's output", async () => {
-      const res = await vm(["logs", "--tail", "10"]);
-      assert.equal(res.code, 0, res.stderr);
+      // The main process (docker-init running sleep) prints nothing, and vm exec output is not logged:
+      // write to PID 1's stdout and stderr, the pipes the engine's log driver reads.
+      const marker = `marker-${Math.random().toString(36).slice(2, 8)}`;
+      const toMain = async (script: string) => {
+        const res = await vm(["exec", "--", "sh", "-c", script]);
+        assert.equal(res.code, 0, res.stderr);
+      };
+      // The log driver copies each pipe on its own, asynchronously: wait until a line has been logged.
+      const logsOnceHas = async (stream: "stdout" | "stderr", text: string) => {
+        let res = await vm(["logs"]);
+        for (let i = 0; i < 50 && res.code === 0 && !res[stream].includes(text); i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          res = await vm(["logs"]);
+        }
+        assert.equal(res.code, 0, res.stderr);
+        assert.ok(res[stream].includes(text), `vm logs never showed ${text} on ${stream}: ${res[stream]}`);
+        return res;
+      };
+      // stderr first and logged before stdout is written, so the order of the log is known.
+      await toMain(`echo ${marker}-err > /proc/1/fd/2`);
+      await logsOnceHas("stderr", `${marker}-err`);
+      await toMain(`echo ${marker}-1 > /proc/1/fd/1; echo ${marker}-2 > /proc/1/fd/1`);
+      const res = await logsOnceHas("stdout", `${marker}-2`);
+      assert.equal(res.stdout, `${marker}-1\n${marker}-2\n`, "the main process's stdout, in order");
+      assert.match(res.stderr, new RegExp(`^${marker}-err$`, "m"), "its stderr, on stderr");
+      const tail = await vm(["logs", "--tail", "1"]);
+      assert.equal(tail.code, 0, tail.stderr);
+      assert.equal(tail.stdout, `${marker}-2\n`, "--tail 1 shows only the last line");
+      assert.doesNotMatch(tail.stderr, new RegExp(marker));
     });
 
     it("destroy leaves no container, box image or volume of the project", async () => {

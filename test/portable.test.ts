@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { readEntries, resealed, writeEntries, type Entry } from "./helpers/archives.ts";
 import { availableEngines, docker, dockerTry, type TestEngine } from "./helpers/engines.ts";
-import { ensureBulkImage, ensureBusybox } from "./helpers/fixtures.ts";
+import { ensureBulkImage, ensureBusybox, ensureTextImage } from "./helpers/fixtures.ts";
 import {
   cleanupRun,
   makeProject,
@@ -250,6 +250,54 @@ describe("snapshot files", () => {
       assert.equal(imported.code, 0, imported.stderr);
     });
   }
+
+  it("--compress sets the level: 9 (gzip) and 19 (zstd) write smaller files than 1; out-of-range levels are refused", async () => {
+    const p = project({ Dockerfile: `FROM ${ensureTextImage(machine.engine)}\n` });
+    const text = `${name}-text`;
+    const created = await on(
+      machine,
+      ["snapshot", "create", `@${text}`, "--from-dockerfile", "Dockerfile"],
+      p.dir,
+    );
+    assert.equal(created.code, 0, created.stderr);
+    const exportAt = (compression: string, level: number, out: string) =>
+      on(
+        machine,
+        ["snapshot", "export", `@${text}`, "--compression", compression, "--compress", `${level}`, "-o", out],
+        files,
+      );
+    for (const [compression, ext, max] of [
+      ["gzip", "tar.gz", 9],
+      ["zstd", "tar.zst", 19],
+    ] as const) {
+      const sizes: number[] = [];
+      for (const level of [1, max]) {
+        const out = join(files, `level-${level}.snapshot.${ext}`);
+        const res = await exportAt(compression, level, out);
+        assert.equal(res.code, 0, res.stderr);
+        const verify = await on(machine, ["snapshot", "verify", out], files);
+        assert.equal(verify.code, 0, verify.stderr);
+        assert.match(verify.stdout, new RegExp(`OK: .* is intact \\(.*; ${compression}\\)`));
+        sizes.push(statSync(out).size);
+      }
+      const [fast, small] = sizes as [number, number];
+      // Two exports at one level differ by a few bytes (the manifest's times); levels by 5% (gzip) or more.
+      assert.ok(
+        small < fast * 0.98,
+        `${compression}: --compress ${max} wrote ${small} bytes, --compress 1 ${fast}: not 2% smaller`,
+      );
+      for (const level of [0, max + 1]) {
+        const out = join(files, `refused.snapshot.${ext}`);
+        const res = await exportAt(compression, level, out);
+        assert.equal(res.code, 2, res.stderr);
+        assert.match(
+          res.stderr,
+          new RegExp(`--compress must be a whole number from 1 to ${max} for ${compression}, not '${level}'`),
+        );
+        assert.equal(existsSync(out), false);
+      }
+    }
+  });
 
   it("an --output ending in .zst picks zstd without --compression", async () => {
     const out = join(files, "auto.snapshot.tar.zst");
@@ -651,17 +699,47 @@ describe("snapshot files", () => {
     );
     const dir = mkdtempSync(join(files, "sig-"));
     const target = join(dir, "bulk.snapshot.tar.gz");
+    // Bytes in the temporary file mean the export is past its set-up (its interrupt guard is in place: a
+    // signal before that kills vm outright) and about a second from its end (48 MiB still to write).
+    const writing = () =>
+      readdirSync(dir).some((f) => {
+        try {
+          return f.includes("vm-tmp") && statSync(join(dir, f)).size > 0;
+        } catch {
+          return false; // renamed or removed between the listing and the stat
+        }
+      });
     for (const signal of ["SIGINT", "SIGTERM"] as const) {
       const child = spawn(VM_BIN, ["snapshot", "export", `@${big}`, "-o", target], {
         env: { ...process.env, DOCKER_HOST: machine.engine.host, XDG_CONFIG_HOME: machine.home },
+        stdio: ["ignore", "ignore", "pipe"],
       });
-      // Wait until the temporary file exists and is growing, then interrupt.
-      for (let i = 0; i < 200 && !readdirSync(dir).some((f) => f.includes("vm-tmp")); i++)
-        await new Promise((r) => setTimeout(r, 20));
-      await new Promise((r) => setTimeout(r, 100));
+      // Listen from the start, so an export that ends before the signal is seen instead of awaited forever.
+      let ended: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      const closed = new Promise<NonNullable<typeof ended>>((resolve) =>
+        child.on("close", (code, sig) => resolve((ended = { code, signal: sig }))),
+      );
+      let stderr = "";
+      child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+      const deadline = Date.now() + 60_000;
+      while (!ended && !writing() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      if (!ended && !writing()) {
+        child.kill("SIGKILL");
+        await closed;
+        assert.fail(`${signal}: the export wrote nothing to a temporary file within 60 s; stderr: ${stderr}`);
+      }
+      assert.equal(
+        ended,
+        undefined,
+        `${signal} was never sent: the export had already ended (${JSON.stringify(ended)}); stderr: ${stderr}`,
+      );
       child.kill(signal);
-      const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-      assert.equal(code, signal === "SIGINT" ? 130 : 143);
+      const result = await closed;
+      assert.deepEqual(
+        result,
+        { code: signal === "SIGINT" ? 130 : 143, signal: null },
+        `${signal} did not interrupt the export (exit code 0: it finished before the signal landed); stderr: ${stderr}`,
+      );
       assert.deepEqual(readdirSync(dir), [], `${signal} left: ${readdirSync(dir).join(", ")}`);
     }
     const again = await on(machine, ["snapshot", "export", `@${big}`, "-o", target], files);

@@ -357,8 +357,18 @@ for (const engine of availableEngines()) {
       });
       const text = await vm(["snapshot", "inspect", `@${name}`], p.dir);
       assert.match(text.stdout, /Languages: +node 22\.11\.0, python 3\.13\.0, go 1\.22\.1/);
+      // The probe is a snapshot-role container with an owner label (host/pid of the vm that ran it).
       assert.equal(
-        docker(engine, ["ps", "-aq", "--filter", "label=dev.vm.role=probe", "--filter", runLabel]),
+        docker(engine, [
+          "ps",
+          "-aq",
+          "--filter",
+          "label=dev.vm.owner",
+          "--filter",
+          "label=dev.vm.role=snapshot",
+          "--filter",
+          runLabel,
+        ]),
         "",
         "the probe container is gone",
       );

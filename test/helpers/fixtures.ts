@@ -96,3 +96,25 @@ export function ensureBulkImage(engine: TestEngine): string {
   }
   return BULK;
 }
+
+export const TEXT = "vm-test-fixture/text:1";
+
+/**
+ * busybox plus 3.4 MB of generated text (the numbers 1 to 500000, one a line): compressible, and by
+ * clearly different amounts at different levels (about 5% between gzip 1 and 9, 10x between zstd 1 and 19).
+ */
+export function ensureTextImage(engine: TestEngine): string {
+  if (dockerTry(engine, ["image", "inspect", TEXT]).status === 0) return TEXT;
+  const base = ensureBusybox(engine);
+  const dir = mkdtempSync(join(tmpdir(), "vm-fixture-"));
+  try {
+    writeFileSync(
+      join(dir, "Dockerfile"),
+      `FROM ${base}\nRUN seq 1 500000 > /numbers.txt\nLABEL ${FIXTURE_LABEL}=text-1\n`,
+    );
+    docker(engine, ["build", "-q", "-t", TEXT, dir]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return TEXT;
+}

@@ -66,16 +66,70 @@ export function cleanupRun(engine: TestEngine, runId = RUN_ID): void {
   const filter = `label=${TEST_LABEL}${runId ? `=${runId}` : ""}`;
   const containers = docker(engine, ["ps", "-aq", "--filter", filter]).split("\n").filter(Boolean);
   if (containers.length) docker(engine, ["rm", "-f", ...containers]);
-  // Children before parents: a pass removes what it can, the next pass what that freed.
-  for (let pass = 0; pass < 5; pass++) {
-    const images = [
-      ...new Set(docker(engine, ["images", "-q", "--filter", filter]).split("\n").filter(Boolean)),
-    ];
-    if (images.length === 0) break;
-    for (const image of images) dockerTry(engine, ["rmi", "-f", image]);
+  // The test label comes from a LABEL at the end of each build, so the classic builder's step images
+  // above it do not carry it; record them while the labelled images still name their parents.
+  const labelled = docker(engine, ["images", "-qa", "--no-trunc", "--filter", filter]).split("\n");
+  const ancestors = untaggedAncestors(engine, labelled.filter(Boolean));
+  // Children before parents: a pass removes what it can, the next pass what that freed. --no-prune: the
+  // engine's own pruning of untagged parents would, on the containerd store, delete one that another
+  // image still builds on; removeUnusedAncestors checks for children first.
+  for (let removed = true; removed;) {
+    removed = false;
+    const images = new Set(docker(engine, ["images", "-qa", "--filter", filter]).split("\n").filter(Boolean));
+    for (const image of images)
+      removed = dockerTry(engine, ["rmi", "-f", "--no-prune", image]).status === 0 || removed;
   }
+  removeUnusedAncestors(engine, ancestors);
   const volumes = docker(engine, ["volume", "ls", "-q", "--filter", filter]).split("\n").filter(Boolean);
   if (volumes.length) docker(engine, ["volume", "rm", "-f", ...volumes]);
+}
+
+/** The untagged images above `images` (their build steps), each chain walked up to a tagged image. */
+function untaggedAncestors(engine: TestEngine, images: string[]): Set<string> {
+  const found = new Set<string>();
+  for (const image of images) {
+    let id = dockerTry(engine, ["image", "inspect", "-f", "{{.Parent}}", image]).stdout;
+    while (id && !found.has(id)) {
+      const res = dockerTry(engine, ["image", "inspect", "-f", "{{len .RepoTags}} {{.Parent}}", id]);
+      const [tags, parent = ""] = res.stdout.split(" ");
+      if (res.status !== 0 || tags !== "0") break;
+      found.add(id);
+      id = parent;
+    }
+  }
+  return found;
+}
+
+/**
+ * Removes the recorded step images no one else needs: still untagged, no child image, no container (the
+ * engine refuses that with 409 and the image stays). Children are checked here because the containerd
+ * store deletes an image that still has children (the classic store refuses): another test file running
+ * at the same time may have built on one of these steps.
+ */
+function removeUnusedAncestors(engine: TestEngine, ancestors: Set<string>): void {
+  const pending = new Set(ancestors);
+  while (pending.size > 0) {
+    const all = [...new Set(docker(engine, ["images", "-qa", "--no-trunc"]).split("\n").filter(Boolean))];
+    const tagCount = new Map<string, number>();
+    const parents = new Set<string>();
+    const listing = all.length
+      ? dockerTry(engine, ["image", "inspect", "-f", "{{.Id}} {{len .RepoTags}} {{.Parent}}", ...all]).stdout
+      : "";
+    for (const line of listing.split("\n")) {
+      const [id, tags, parent] = line.split(" ");
+      if (!id) continue;
+      tagCount.set(id, Number(tags));
+      if (parent) parents.add(parent);
+    }
+    let removed = false;
+    for (const id of pending) {
+      if (parents.has(id)) continue; // a child first: ours goes this pass, someone else's keeps it
+      pending.delete(id);
+      if (tagCount.get(id) === 0)
+        removed = dockerTry(engine, ["rmi", "--no-prune", id]).status === 0 || removed;
+    }
+    if (!removed) break;
+  }
 }
 
 /** The IDs of every image this run labelled on one engine, sorted and joined: compare before and after. */
