@@ -1,3 +1,5 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { services } from "../cli/context.ts";
 import type { CommandDef } from "../cli/command.ts";
 import { confirm } from "../cli/prompt.ts";
@@ -56,15 +58,18 @@ export const snapshotImportCommand: CommandDef = {
       },
       onBytes: (n) => progress.tick(n),
       onWarning: (text) => ctx.io.stderr.write(text),
+      spoolDir: join(ctx.env.XDG_CACHE_HOME || join(ctx.env.HOME || homedir(), ".cache"), "vm"),
     });
     progress.finish();
-    const how = result.loaded
-      ? "loaded and verified"
-      : options.verify === true
-        ? "the whole file was verified first; the engine already had this image, so it was not loaded again"
-        : result.readWhole
-          ? "verified; the engine already had this image, so it was not loaded again"
-          : "the engine already had this image, so only the file's head was read and checked; vm snapshot verify checks all of it";
+    const how = result.legacy
+      ? result.legacy
+      : result.loaded
+        ? "loaded and verified"
+        : options.verify === true
+          ? "the whole file was verified first; the engine already had this image, so it was not loaded again"
+          : result.readWhole
+            ? "verified; the engine already had this image, so it was not loaded again"
+            : "the engine already had this image, so only the file's head was read and checked; vm snapshot verify checks all of it";
     return {
       text:
         `Imported snapshot @${result.name} (${how}) in ${formatDuration(Date.now() - started)}\n` +

@@ -1,7 +1,7 @@
 import type { CommandDef } from "../cli/command.ts";
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { describeManifest, describeSnapshot } from "../snapshot/report.ts";
+import { describeLegacyFile, describeManifest, describeSnapshot } from "../snapshot/report.ts";
 import { findSnapshot } from "../snapshot/resolve.ts";
 import { SnapshotStore } from "../snapshot/store.ts";
 import { snapshotProject } from "./snapshot-shared.ts";
@@ -15,8 +15,10 @@ export const snapshotInspectCommand: CommandDef = {
   run: async (ctx, args) => {
     if (looksLikeFile(args[0]!, ctx.cwd)) {
       const { readManifestOnly } = await import("../snapshot/verify-file.ts");
-      const { manifest, compression } = await readManifestOnly(args[0]!, ctx.cwd, ctx.io.stdin);
-      return { json: manifest, text: describeManifest(manifest, compression) };
+      const file = await readManifestOnly(args[0]!, ctx.cwd, ctx.io.stdin);
+      if ("legacy" in file)
+        return { json: file.legacy, text: describeLegacyFile(file.legacy, file.compression) };
+      return { json: file.manifest, text: describeManifest(file.manifest, file.compression) };
     }
     const project = await snapshotProject(ctx, args[0]!);
     const { metadata } = await findSnapshot(SnapshotStore.fromEnv(ctx.env), args[0]!, project?.name, (text) =>

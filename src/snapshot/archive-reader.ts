@@ -3,8 +3,8 @@ import { once } from "node:events";
 import { PassThrough, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
-import { VmError } from "../errors.ts";
-import { createDecompressor, detectCompression, type Compression } from "../archive/codec.ts";
+import { createDecompressor, type Compression } from "../archive/codec.ts";
+import { decodeError, sniff } from "./archive-decode.ts";
 import { streamGuard } from "./stream-guard.ts";
 import {
   ENTRY,
@@ -32,7 +32,24 @@ export interface ReadHandlers {
   onVolume?: (name: string, tar: Readable) => Promise<void>;
 }
 
+/** One entry of the archive as tar-stream hands it over: its header, and its data to read (or resume). */
+export type TarStreamEntry = Readable & { header: tar.Header };
+
+/**
+ * Reads the rest of a file that turned out to be a vm 3.x snapshot file (see legacy-import.ts): it gets
+ * the first entry and the iterator of the others, and must consume every entry's data.
+ */
+export type LegacyReader<T> = (first: TarStreamEntry, rest: AsyncIterator<TarStreamEntry>) => Promise<T>;
+
+/** A vm 3.x file, read by a LegacyReader, through the same decompression and framing checks. */
+export interface LegacyContents<T> {
+  kind: "vm3";
+  compression: Compression;
+  result: T;
+}
+
 export interface ArchiveContents {
+  kind: "vm";
   compression: Compression;
   manifest: Manifest;
   manifestRaw: Buffer;
@@ -52,13 +69,21 @@ const ALLOWED = new Set<string>([...Object.values(ENTRY)]);
  * devices, duplicates or paths outside the archive's folders), hashes every entry as it passes, and hands
  * the image to `onImage` as a stream. It checks the archive's shape; `verifyContents` checks the digests.
  */
-export async function readSnapshotArchive(
+export async function readSnapshotArchive(input: Readable, handlers?: ReadHandlers): Promise<ArchiveContents>;
+export async function readSnapshotArchive<T>(
+  input: Readable,
+  handlers: ReadHandlers,
+  legacy: LegacyReader<T>,
+): Promise<ArchiveContents | LegacyContents<T>>;
+export async function readSnapshotArchive<T>(
   input: Readable,
   handlers: ReadHandlers = {},
-): Promise<ArchiveContents> {
+  legacy?: LegacyReader<T>,
+): Promise<ArchiveContents | LegacyContents<T>> {
   const { compression, stream } = await sniff(input);
   const extract = tar.extract();
   const contents: Partial<ArchiveContents> & { small: Map<string, Buffer>; read: EntryDigestRecord[] } = {
+    kind: "vm",
     compression,
     small: new Map(),
     read: [],
@@ -75,9 +100,21 @@ export async function readSnapshotArchive(
   // It may reject while the loop below still waits on an entry; it is awaited there, but must not count
   // as an unhandled rejection in between (which would end the process).
   feeding.catch(() => {});
+  const entries = extract[Symbol.asyncIterator]() as AsyncIterator<TarStreamEntry>;
   try {
-    for await (const entry of extract) {
+    for (let next = await entries.next(); !next.done; next = await entries.next()) {
+      const entry = next.value;
       const { name, type, size = 0 } = entry.header;
+      if (seen.size === 0 && isLegacyStart(entry.header)) {
+        if (!legacy)
+          throw invalidArchive(
+            "This is a snapshot file of vm 3.x; `vm snapshot import`, `verify` and `inspect` read it",
+          );
+        const result = await legacy(entry, entries);
+        await feeding;
+        guard.checkEnd();
+        return { kind: "vm3", compression, result };
+      }
       if (type !== "file")
         throw invalidArchive(
           `Entry '${name}' is a ${type ?? "special entry"}; snapshot files hold only regular files`,
@@ -108,7 +145,7 @@ export async function readSnapshotArchive(
         if (!contents.manifest?.volumes?.includes(volume))
           throw invalidArchive(`Entry '${name}' is not a volume the manifest lists`);
         await readStreamed(
-          entry as unknown as Readable,
+          entry,
           name,
           contents,
           (stream) => handlers.onVolume?.(volume, stream) ?? drain(stream),
@@ -116,7 +153,7 @@ export async function readSnapshotArchive(
         continue;
       }
       if (name === ENTRY.image) {
-        const outcome = await readImage(entry as unknown as Readable, size, contents, handlers);
+        const outcome = await readImage(entry, size, contents, handlers);
         if (outcome === "skip") {
           contents.stoppedAtImage = true;
           input.destroy();
@@ -129,7 +166,7 @@ export async function readSnapshotArchive(
         throw invalidArchive(
           `Entry '${name}' is ${size} bytes, more than the ${limit} a snapshot file allows`,
         );
-      const data = await collect(entry as unknown as Readable);
+      const data = await collect(entry);
       contents.read.push({ path: name, size: data.length, sha256: sha256(data) });
       if (name === ENTRY.manifest) {
         contents.manifestRaw = data;
@@ -151,6 +188,8 @@ export async function readSnapshotArchive(
       guard.checkEnd();
     }
   } catch (error) {
+    // As leaving a for-await loop does: the extractor goes first, so the pipeline feeding it settles.
+    await entries.return?.().catch(() => undefined);
     input.destroy();
     await feeding.catch(() => {});
     throw decodeError(guard.failure ?? error);
@@ -158,6 +197,14 @@ export async function readSnapshotArchive(
   if (!contents.manifest || !contents.manifestRaw)
     throw invalidArchive("The file holds no manifest.json: it is not a vm snapshot");
   return contents as ArchiveContents;
+}
+
+/**
+ * vm 3.x wrote its files with the Rust tar crate's append_dir_all("."): the first entry is the folder
+ * "./" itself, which a vm snapshot file never holds (it starts with manifest.json).
+ */
+function isLegacyStart(header: tar.Header): boolean {
+  return header.type === "directory" && (header.name === "./" || header.name === ".");
 }
 
 /** A copy of `entry` to hand on, hashed and counted as it passes; `digest` settles once all of it has. */
@@ -222,54 +269,6 @@ async function readImage(
   }
   contents.read.push({ path: ENTRY.image, ...(await digest) });
   return "consumed";
-}
-
-/** Reads the first bytes to tell gzip, zstd and plain tar apart, then hands back a stream of all of it. */
-async function sniff(input: Readable): Promise<{ compression: Compression; stream: Readable }> {
-  const head = await new Promise<Buffer>((resolve, reject) => {
-    const onReadable = () => {
-      const chunk = input.read() as Buffer | null;
-      if (chunk === null) return;
-      cleanup();
-      resolve(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(Buffer.alloc(0));
-    };
-    const onError = (error: Error) => {
-      cleanup();
-      reject(error);
-    };
-    const cleanup = () => {
-      input.off("readable", onReadable);
-      input.off("end", onEnd);
-      input.off("error", onError);
-    };
-    input.on("readable", onReadable);
-    input.once("end", onEnd);
-    input.once("error", onError);
-  });
-  if (head.length === 0) throw invalidArchive("The file is empty");
-  input.unshift(head);
-  return { compression: detectCompression(head), stream: input };
-}
-
-export function decodeError(error: unknown): unknown {
-  if (error instanceof VmError) return error;
-  const message = (error as Error).message ?? String(error);
-  // zlib's and zstd's own errors carry codes (Z_DATA_ERROR, ZSTD_error_...), whatever their wording.
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === "string" && /^(Z_|ZSTD_)/.test(code))
-    return invalidArchive(`The snapshot file cannot be read: ${message} (${code})`);
-  if (
-    /incorrect (header|data|length) check|invalid|unexpected end|Unknown frame|corrupt|Z_DATA_ERROR|Z_BUF_ERROR|ZSTD|truncated|header/i.test(
-      message,
-    )
-  ) {
-    return invalidArchive(`The snapshot file cannot be read: ${message}`);
-  }
-  return error;
 }
 
 async function collect(stream: Readable): Promise<Buffer> {

@@ -3,7 +3,7 @@ import { PassThrough, type Readable, type Writable } from "node:stream";
 import type { Engine } from "../engine/engine.ts";
 import { isVmError } from "../errors.ts";
 import type { Services } from "../env/box.ts";
-import { decodeError } from "./archive-reader.ts";
+import { decodeError } from "./archive-decode.ts";
 import { guardedImage, ImageGuard, type NamePolicy } from "./image-guard.ts";
 
 /** What a load may have made: the engine's images before it, what it reported, the tar's own IDs. */

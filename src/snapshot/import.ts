@@ -4,12 +4,24 @@ import { EngineError } from "../engine/http.ts";
 import type { Services } from "../env/box.ts";
 import { ExitCode, VmError, isVmError } from "../errors.ts";
 import { guardInterrupts } from "../interrupt.ts";
-import { readSnapshotArchive, type ArchiveContents } from "./archive-reader.ts";
+import { checkPlatform, findPresent, loadedImageId, verifyFirst } from "./import-checks.ts";
+import { readSnapshotArchive, type ArchiveContents, type LegacyContents } from "./archive-reader.ts";
+import { LEGACY_NOTE, type LegacyRead } from "./legacy-format.ts";
+import {
+  finishLegacyImport,
+  legacyImportReader,
+  removeSpooled,
+  unsignedLegacy,
+  type LegacyImportState,
+  type LegacyStreamed,
+} from "./legacy-import.ts";
 import { counting, openInput } from "./input.ts";
-import type { Manifest } from "./format.ts";
-import type { SnapshotMetadata } from "./metadata.ts";
-import { importedMetadata } from "./imported-metadata.ts";
+import { platformString, type SnapshotMetadata } from "./metadata.ts";
+import { importedMetadata, legacyImportedMetadata } from "./imported-metadata.ts";
 import { lockSnapshot, type SnapshotLock } from "./lock.ts";
+import { takeInventory } from "./inventory.ts";
+import { ownerLabel } from "./leftovers.ts";
+import { managedLabels } from "../engine/labels.ts";
 import { imageRepo, validateSnapshotName, type SnapshotRef } from "./names.ts";
 import { enforceSignature, signaturePolicy, type PublicKey } from "./signing.ts";
 import { loadImage, newLoadRecord, removeLoaded, type LoadRecord } from "./image-load.ts";
@@ -32,6 +44,8 @@ export interface ImportOptions {
   onStart: (info: { total: number | undefined }) => void;
   onBytes: (n: number) => void;
   onWarning: (text: string) => void;
+  /** Where a vm 3.x file's volumes wait when they come before its image. */
+  spoolDir: string;
 }
 
 export interface ImportResult {
@@ -41,6 +55,8 @@ export interface ImportResult {
   /** The whole file was read and checked (not only its head: signed files, files with volumes). */
   readWhole: boolean;
   replaced: boolean;
+  /** For a file written by vm 3.x, what was and what could not be checked (nothing else vouches for it). */
+  legacy: string | undefined;
   signer: { fingerprint: string; comment: string } | undefined;
 }
 
@@ -69,6 +85,28 @@ export async function importSnapshot(services: Services, options: ImportOptions)
   let signer: PublicKey | undefined;
   let lock: SnapshotLock | undefined;
   let registering: Promise<ImportResult> | undefined;
+  const streamed: LegacyStreamed = {
+    read: { volumes: [] },
+    ref: undefined,
+    deferred: undefined,
+    spooled: [],
+  };
+
+  /** Takes the snapshot's name: checks it, locks it, and refuses an existing one unless --force. */
+  async function claim(fileName: string): Promise<SnapshotRef> {
+    const name = options.name ?? fileName;
+    validateSnapshotName(name);
+    ref = { scope: "global", name };
+    lock = await lockSnapshot(snapshots.root, ref, "imported");
+    old = await snapshots.read(ref);
+    if (old && !options.force) {
+      throw new VmError("SNAPSHOT_EXISTS", `Snapshot '${name}' already exists`, {
+        hint: "Use --force to overwrite or --name to import with different name",
+        exitCode: ExitCode.conflict,
+      });
+    }
+    return ref;
+  }
   // Ctrl-C or SIGTERM: stop reading and remove what was loaded, unless the snapshot is being registered
   // already (a tag and one rename): then let that finish, so the snapshot is either whole or absent.
   const interrupted = async () => {
@@ -78,6 +116,7 @@ export async function importSnapshot(services: Services, options: ImportOptions)
       source.stream.destroy();
       for (const volume of createdVolumes) await removeVolumeQuietly(engine, volume);
       await removeLoaded(services, load, present);
+      await removeSpooled(streamed);
     }
     await lock?.release();
   };
@@ -92,58 +131,96 @@ export async function importSnapshot(services: Services, options: ImportOptions)
     /** A load the engine refused, or the guard: reported after the digests, which name what was damaged. */
     let deferred: unknown;
 
-    let contents: ArchiveContents;
+    const legacyState: LegacyImportState = {
+      engine,
+      load,
+      createdVolumes,
+      extraLabels: services.extraLabels,
+      spoolDir: options.spoolDir,
+      claim: (fileName) => {
+        // A 3.x name is not held to vm's rules when --name replaces it, but must not be a path.
+        if (options.name === undefined || /[/\\]|^\.|\0/.test(fileName)) validateSnapshotName(fileName);
+        return claim(fileName);
+      },
+    };
+    let contents: ArchiveContents | LegacyContents<LegacyRead>;
+    let legacy: Awaited<ReturnType<typeof finishLegacyImport>> | undefined;
     try {
-      contents = await readSnapshotArchive(counting(source.stream, options.onBytes), {
-        onManifest: async (manifest) => {
-          load.layers = manifest.layers;
-          // The file's own name is checked even when --name replaces it: a hostile one marks a hostile file.
-          validateSnapshotName(manifest.snapshot_name);
-          const name = options.name ?? manifest.snapshot_name;
-          validateSnapshotName(name);
-          ref = { scope: "global", name };
-          lock = await lockSnapshot(snapshots.root, ref, "imported");
-          old = await snapshots.read(ref);
-          if (old && !options.force) {
-            throw new VmError("SNAPSHOT_EXISTS", `Snapshot '${name}' already exists`, {
-              hint: "Use --force to overwrite or --name to import with different name",
-              exitCode: ExitCode.conflict,
-            });
-          }
-          await checkPlatform(manifest, `${info.os}/${info.architecture}`, options);
-          // A file with volumes is read to the end even when the image is here: the volumes are after it.
-          // Signatures and volumes sit after the image: such files are read to the end even when the image is here.
-          present =
-            manifest.volumes?.length || manifest.signed_by || policy.require
-              ? undefined
-              : await findPresent(services, manifest);
+      const legacyReader = legacyImportReader(legacyState, verifier, streamed);
+      contents = await readSnapshotArchive(
+        counting(source.stream, options.onBytes),
+        {
+          onManifest: async (manifest) => {
+            load.layers = manifest.layers;
+            // The file's own name is checked even when --name replaces it: a hostile one marks a hostile file.
+            validateSnapshotName(manifest.snapshot_name);
+            await claim(manifest.snapshot_name);
+            await checkPlatform(manifest.platform, `${info.os}/${info.architecture}`, options);
+            // A file with volumes is read to the end even when the image is here: the volumes are after it.
+            // Signatures and volumes sit after the image: such files are read to the end even when the image is here.
+            present =
+              manifest.volumes?.length || manifest.signed_by || policy.require
+                ? undefined
+                : await findPresent(services, manifest);
+          },
+          onImage: async (image) => {
+            // The engine holds this very image (same config digest, so the same layers): nothing after the
+            // head is used, so nothing after it is read. `vm snapshot verify` checks a whole file.
+            if (present) return "skip";
+            const outcome = await loadImage(engine, image, verifier.input, load, "refuse");
+            deferred = outcome.deferred;
+            return "consumed";
+          },
+          onVolume: async (volume, tar) => {
+            const image = present ?? load.reported[0];
+            if (!image || !ref)
+              throw new VmError("ARCHIVE_INVALID", `volumes/${volume}.tar comes before the image`, {
+                exitCode: ExitCode.integrity,
+              });
+            const engineName = snapshotVolumeName(ref.name, volume);
+            await removeVolumeQuietly(engine, engineName);
+            createdVolumes.push(engineName);
+            await writeVolume(
+              engine,
+              image,
+              engineName,
+              tar,
+              snapshotVolumeLabels(services.extraLabels, ref.name, volume),
+            );
+          },
         },
-        onImage: async (image) => {
-          // The engine holds this very image (same config digest, so the same layers): nothing after the
-          // head is used, so nothing after it is read. `vm snapshot verify` checks a whole file.
-          if (present) return "skip";
-          const outcome = await loadImage(engine, image, verifier.input, load, "refuse");
-          deferred = outcome.deferred;
-          return "consumed";
+        async (first, rest) => {
+          if (policy.require) throw unsignedLegacy();
+          return legacyReader(first, rest);
         },
-        onVolume: async (volume, tar) => {
-          const image = present ?? load.reported[0];
-          if (!image || !ref)
-            throw new VmError("ARCHIVE_INVALID", `volumes/${volume}.tar comes before the image`, {
-              exitCode: ExitCode.integrity,
-            });
-          const engineName = snapshotVolumeName(ref.name, volume);
-          await removeVolumeQuietly(engine, engineName);
-          createdVolumes.push(engineName);
-          await writeVolume(
-            engine,
-            image,
-            engineName,
-            tar,
-            snapshotVolumeLabels(services.extraLabels, ref.name, volume),
-          );
-        },
+      );
+      if (contents.kind === "vm3") {
+        streamed.read = contents.result;
+        legacy = await finishLegacyImport(legacyState, streamed, verifier);
+      } else await checkOurs(contents);
+    } catch (error) {
+      for (const volume of createdVolumes) await removeVolumeQuietly(engine, volume);
+      await removeLoaded(services, load, present);
+      await removeSpooled(streamed);
+      throw error;
+    }
+    if (!ref)
+      throw new VmError("ARCHIVE_INVALID", "The snapshot file has no manifest", {
+        exitCode: ExitCode.integrity,
       });
+    if (legacy) return registerLegacy(legacy, ref);
+    const ours = contents as ArchiveContents;
+    const engineId = present ?? (await loadedImageId(services, load.reported, ours.manifest.layers));
+    registering = registerImport(
+      importedMetadata(ref, ours, engineId, info.serverVersion, source.path),
+      ref,
+      engineId,
+      !ours.stoppedAtImage,
+    );
+    return registering;
+
+    /** Every digest of a vm snapshot file, its signature, then what the guard or the engine refused. */
+    async function checkOurs(contents: ArchiveContents): Promise<void> {
       verifyContents(contents);
       signer = contents.stoppedAtImage
         ? undefined
@@ -154,27 +231,40 @@ export async function importSnapshot(services: Services, options: ImportOptions)
       if (!present) await verifier.result(contents.manifest);
       // eslint-disable-next-line @typescript-eslint/only-throw-error -- a VmError from the load
       if (deferred !== undefined) throw deferred;
+    }
+  }
+
+  /** A vm 3.x file, checked as far as it allows: the platform question, then the same registration. */
+  async function registerLegacy(
+    legacy: Awaited<ReturnType<typeof finishLegacyImport>>,
+    ref: SnapshotRef,
+  ): Promise<ImportResult> {
+    try {
+      const engineId = await loadedImageId(services, load.reported, legacy.identity.diffIds);
+      const image = (await engine.images.inspect(engineId))!;
+      await checkPlatform(platformString(image.platform), `${info.os}/${info.architecture}`, options);
+      const inventory = await takeInventory(
+        engine,
+        engineId,
+        managedLabels("snapshot", services.extraLabels, ownerLabel()),
+      );
+      const metadata = legacyImportedMetadata(ref, legacy, image, inventory, info.serverVersion, source.path);
+      registering = registerImport(metadata, ref, engineId, true);
     } catch (error) {
       for (const volume of createdVolumes) await removeVolumeQuietly(engine, volume);
       await removeLoaded(services, load, present);
       throw error;
     }
-    if (!ref)
-      throw new VmError("ARCHIVE_INVALID", "The snapshot file has no manifest", {
-        exitCode: ExitCode.integrity,
-      });
-    const engineId = present ?? (await loadedImageId(services, load.reported, contents.manifest));
-    registering = registerImport(contents, ref, engineId);
     return registering;
   }
 
   async function registerImport(
-    contents: ArchiveContents,
+    metadata: SnapshotMetadata,
     ref: SnapshotRef,
     engineId: string,
+    readWhole: boolean,
   ): Promise<ImportResult> {
     try {
-      const metadata = importedMetadata(ref, contents, engineId, info.serverVersion);
       await engine.images.tag(engineId, imageRepo(ref), ref.name);
       await snapshots.write(ref, metadata);
       if (
@@ -190,8 +280,9 @@ export async function importSnapshot(services: Services, options: ImportOptions)
         name: ref.name,
         metadata,
         loaded: !present,
-        readWhole: !contents.stoppedAtImage,
+        readWhole,
         replaced: old !== undefined,
+        legacy: metadata.imported?.format === "vm 3.x" ? LEGACY_NOTE : undefined,
         signer: signer ? { fingerprint: signer.fingerprint, comment: signer.comment } : undefined,
       };
     } catch (error) {
@@ -199,70 +290,4 @@ export async function importSnapshot(services: Services, options: ImportOptions)
       throw error;
     }
   }
-}
-
-/** --verify: the whole file is checked before the engine is touched at all. */
-async function verifyFirst(options: ImportOptions): Promise<void> {
-  if (options.input === "-") {
-    throw new VmError(
-      "VERIFY_NEEDS_FILE",
-      "--verify reads the file twice, so it needs a file, not standard input",
-      {
-        hint: "Save the stream to a file first, or import from stdin without --verify (every byte is still checked before the snapshot becomes visible)",
-        exitCode: ExitCode.usage,
-      },
-    );
-  }
-  const { verifyArchiveFile } = await import("./verify-file.ts");
-  await verifyArchiveFile(options.input, options.cwd, () => {}, options.stdin);
-}
-
-async function checkPlatform(manifest: Manifest, engine: string, options: ImportOptions): Promise<void> {
-  const archive = manifest.platform.split("/").slice(0, 2).join("/");
-  if (archive === engine) return;
-  const warning = `Warning: Snapshot built for ${manifest.platform}, current platform is ${engine}\nThis may not work correctly.`;
-  if (options.yes) {
-    options.onWarning(warning + "\n");
-    return;
-  }
-  if (options.confirm) {
-    if (await options.confirm(`${warning} Continue?`)) return;
-    throw new VmError("IMPORT_CANCELLED", "Import cancelled: nothing was imported", {
-      exitCode: ExitCode.failure,
-    });
-  }
-  throw new VmError(
-    "PLATFORM_MISMATCH",
-    `Snapshot built for ${manifest.platform}, current platform is ${engine}; refusing without a terminal to ask on`,
-    {
-      hint: "Pass --yes to import it anyway",
-      exitCode: ExitCode.failure,
-    },
-  );
-}
-
-/** The engine's ID for the archive's image when the engine holds it already, else undefined. */
-async function findPresent(services: Services, manifest: Manifest): Promise<string | undefined> {
-  // Only IDs known to be this config digest: the digest itself (the classic store's ID), or what an earlier
-  // create or import verified and recorded. The file's own claims about IDs are not trusted here.
-  const direct = await services.engine.images.inspect(manifest.image_digest);
-  if (direct?.id === manifest.image_digest) return direct.id;
-  for (const known of await services.snapshots.list()) {
-    if (known.image_id !== manifest.image_digest) continue;
-    const image = await services.engine.images.inspect(known.engine_image_id);
-    if (image && JSON.stringify(image.layers) === JSON.stringify(manifest.layers)) return image.id;
-  }
-  return undefined;
-}
-
-async function loadedImageId(services: Services, loaded: string[], manifest: Manifest): Promise<string> {
-  for (const id of [...loaded, manifest.image_digest]) {
-    const image = await services.engine.images.inspect(id);
-    if (image && JSON.stringify(image.layers) === JSON.stringify(manifest.layers)) return image.id;
-  }
-  throw new VmError(
-    "LOAD_FAILED",
-    `The engine loaded the file but does not report the image ${manifest.image_digest}`,
-    { exitCode: ExitCode.failure },
-  );
 }

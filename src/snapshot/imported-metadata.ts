@@ -1,4 +1,7 @@
+import type { ImageDetails } from "../engine/engine.ts";
 import { VERSION } from "../version.ts";
+import type { Inventory } from "./inventory.ts";
+import type { ImageIdentity, LegacyChecked } from "./legacy-format.ts";
 import type { ArchiveContents } from "./archive-reader.ts";
 import { ENTRY } from "./format.ts";
 import { METADATA_FORMAT, metadataSchema, type SnapshotMetadata } from "./metadata.ts";
@@ -13,6 +16,7 @@ export function importedMetadata(
   contents: ArchiveContents,
   engineId: string,
   engineVersion: string,
+  file: string,
 ): SnapshotMetadata {
   const { manifest, small } = contents;
   const json = (path: string): Record<string, unknown> => {
@@ -60,6 +64,8 @@ export function importedMetadata(
       vm_version: VERSION,
       engine_version: engineVersion,
       original_name: manifest.snapshot_name,
+      file,
+      format: "vm",
     },
     ...(manifest.volumes?.length ? { volumes: manifest.volumes } : {}),
   };
@@ -71,5 +77,62 @@ export function importedMetadata(
     tools: [],
     os_packages: { manager: null, count: 0, packages: [] },
     git: null,
+  });
+}
+
+/**
+ * The store's metadata for a vm 3.x file: what its two documents say, the identity the image proved, and
+ * what the engine reports of the image it loaded; the languages and tools come from vm's own inventory.
+ */
+export function legacyImportedMetadata(
+  ref: SnapshotRef,
+  legacy: { checked: LegacyChecked; identity: ImageIdentity },
+  image: ImageDetails,
+  inventory: Inventory,
+  engineVersion: string,
+  file: string,
+): SnapshotMetadata {
+  const { manifest, metadata } = legacy.checked;
+  return metadataSchema.parse({
+    format: METADATA_FORMAT,
+    name: ref.name,
+    scope: "global",
+    project: null,
+    created_at: metadata.created_at,
+    description: manifest.description ?? metadata.description ?? "",
+    source: "imported",
+    image_id: legacy.identity.configDigest,
+    engine_image_id: image.id,
+    image_tag: `${imageRepo(ref)}:${ref.name}`,
+    platform: image.platform,
+    size_bytes: image.size,
+    languages: inventory.languages,
+    tools: inventory.tools,
+    os_packages: inventory.os_packages,
+    build: {
+      vm_version: "3.x",
+      engine_version: "unknown",
+      image_store: "unknown",
+      build_date: image.created || metadata.created_at,
+      box: null,
+      dockerfile: null,
+      dockerfile_sha256: null,
+      build_args: {},
+    },
+    git: metadata.git_commit
+      ? { branch: metadata.git_branch, commit: metadata.git_commit, dirty: metadata.git_dirty }
+      : null,
+    ...(inventory.note ? { inventory_note: inventory.note } : {}),
+    imported: {
+      at: new Date().toISOString(),
+      vm_version: VERSION,
+      engine_version: engineVersion,
+      original_name: manifest.snapshot_name,
+      file,
+      format: "vm 3.x",
+    },
+    ...(metadata.volumes.length
+      ? { volumes: metadata.volumes.map((v) => v.archive_file.replace(/\.tar\.(gz|zst)$/, "")) }
+      : {}),
   });
 }

@@ -38,7 +38,16 @@ export const metadataSchema = z.object({
   /** Volumes that came with an imported file, kept as vm-snapshot-<name>-<volume>. */
   volumes: z.array(z.string()).optional(),
   imported: z
-    .object({ at: z.string(), vm_version: z.string(), engine_version: z.string(), original_name: z.string() })
+    .object({
+      at: z.string(),
+      vm_version: z.string(),
+      engine_version: z.string(),
+      original_name: z.string(),
+      /** The file it was imported from ("-": standard input). */
+      file: z.string().optional(),
+      /** "vm", or "vm 3.x" for a file of the earlier tool (no checksums, no signature). */
+      format: z.enum(["vm", "vm 3.x"]).optional(),
+    })
     .optional(),
 });
 

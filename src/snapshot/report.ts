@@ -1,5 +1,6 @@
 import { formatBytes } from "../config/units.ts";
 import type { Manifest } from "./format.ts";
+import type { LegacyRead } from "./legacy-format.ts";
 import { platformString, type SnapshotMetadata } from "./metadata.ts";
 
 /** The stable JSON/YAML shape of one `vm snapshot list` row (documented in docs/snapshots.md). */
@@ -67,6 +68,23 @@ export function describeManifest(m: Manifest, compression: string): string {
     `Tools:         ${m.tools.length ? m.tools.join(", ") : "-"}`,
     `Exported by:   vm ${m.vm_version}, Docker ${m.engine.version} (${m.engine.image_store} image store)`,
     `Import it:     vm snapshot import <file>   then   vm.box: "@${m.snapshot_name}"`,
+    "",
+  ].join("\n");
+}
+
+/** `vm snapshot inspect FILE` of a vm 3.x file: what its two documents say. */
+export function describeLegacyFile(read: LegacyRead, compression: string): string {
+  const { manifest, metadata } = read;
+  const service = metadata?.services[0];
+  return [
+    `Snapshot file: ${manifest?.snapshot_name ?? "?"} (vm 3.x format ${manifest?.version ?? "?"}, ${compression})`,
+    `Description:   ${manifest?.description ?? metadata?.description ?? "-"}`,
+    `Created:       ${metadata?.created_at ?? manifest?.created_at ?? "?"}`,
+    `Project:       ${manifest?.is_global ? "global (base) snapshot" : (metadata?.project_name ?? manifest?.project_name ?? "?")}`,
+    `Image:         images/${read.image?.file ?? "?"} (${read.image ? formatBytes(read.image.size) : "missing"}), recorded ID ${service?.image_digest ?? "none"}`,
+    `Volumes:       ${read.volumes.length ? read.volumes.map((v) => `${v.name} (${formatBytes(v.size)})`).join(", ") : "-"}`,
+    `Checks:        none recorded but the image ID; vm snapshot verify checks the image against it`,
+    `Import it:     vm snapshot import <file>   then   vm.box: "@${manifest?.snapshot_name ?? "NAME"}"`,
     "",
   ].join("\n");
 }

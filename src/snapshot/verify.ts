@@ -118,7 +118,32 @@ export class ImageVerifier {
     });
   }
 
+  /** Checks the image against what a vm snapshot's manifest records: its config digest and layers. */
   async result(manifest: Manifest): Promise<void> {
+    const image = await this.identity();
+    if (image.configDigest !== manifest.image_digest)
+      throw mismatch(
+        `images/base.tar: ${image.configPath}`,
+        manifest.image_digest,
+        image.configDigest,
+        "config digest",
+      );
+    if (JSON.stringify(image.diffIds) !== JSON.stringify(manifest.layers))
+      throw invalidImage("its config lists other layers than the manifest");
+  }
+
+  /**
+   * What the image tar proves about itself, once it has streamed: its config digest (the sha256 of the
+   * config file its manifest.json names), the layers that config lists (each legacy layer.tar must hash to
+   * its diff ID, each OCI blob to its name), and the OCI manifests (blobs the index lists) that point at
+   * that config: the IDs a containerd store gives the image.
+   */
+  async identity(): Promise<{
+    configPath: string;
+    configDigest: string;
+    diffIds: string[];
+    manifestDigests: string[];
+  }> {
     try {
       await this.done;
     } catch (error) {
@@ -128,35 +153,27 @@ export class ImageVerifier {
         { exitCode: ExitCode.integrity },
       );
     }
-    const bad = (message: string) =>
-      new VmError("IMAGE_INVALID", `images/base.tar: ${message}`, {
-        hint: "The file was changed or damaged after it was exported; get a fresh copy (nothing was imported)",
-        exitCode: ExitCode.integrity,
-      });
     const saveManifest = this.small.get("manifest.json");
-    if (!saveManifest) throw bad("it has no manifest.json");
+    if (!saveManifest) throw invalidImage("it has no manifest.json");
     let entries: { Config?: string; Layers?: string[] }[];
     try {
       entries = JSON.parse(saveManifest.toString("utf8")) as typeof entries;
     } catch {
-      throw bad("its manifest.json is not JSON");
+      throw invalidImage("its manifest.json is not JSON");
     }
-    const first = entries[0];
-    if (!first?.Config) throw bad("its manifest.json names no image config");
-    const configDigest = `sha256:${this.hashes.get(first.Config) ?? "(missing)"}`;
-    if (configDigest !== manifest.image_digest)
-      throw mismatch(
-        `images/base.tar: ${first.Config}`,
-        manifest.image_digest,
-        configDigest,
-        "config digest",
-      );
-    const config = JSON.parse(this.small.get(first.Config)!.toString("utf8")) as {
-      rootfs?: { diff_ids?: string[] };
-    };
+    const first = Array.isArray(entries) ? entries[0] : undefined;
+    if (!first?.Config) throw invalidImage("its manifest.json names no image config");
+    const configHash = this.hashes.get(first.Config);
+    const configBytes = this.small.get(first.Config);
+    if (!configHash || !configBytes) throw invalidImage(`its config ${first.Config} is missing`);
+    const configDigest = `sha256:${configHash}`;
+    let config: { rootfs?: { diff_ids?: string[] } };
+    try {
+      config = JSON.parse(configBytes.toString("utf8")) as typeof config;
+    } catch {
+      throw invalidImage(`its config ${first.Config} is not JSON`);
+    }
     const diffIds = config.rootfs?.diff_ids ?? [];
-    if (JSON.stringify(diffIds) !== JSON.stringify(manifest.layers))
-      throw bad("its config lists other layers than the manifest");
     for (const [name, digest] of this.hashes) {
       const blob = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(name);
       if (blob && blob[1] !== digest)
@@ -168,5 +185,44 @@ export class ImageVerifier {
       if (actual !== diffIds[i])
         throw mismatch(`images/base.tar: ${layer}`, diffIds[i] ?? "(none)", actual, "layer digest");
     });
+    return {
+      configPath: first.Config,
+      configDigest,
+      diffIds,
+      manifestDigests: this.manifestsOf(configDigest),
+    };
   }
+
+  /** Digests of the index's manifests whose blob is in the tar and names `configDigest` as its config. */
+  private manifestsOf(configDigest: string): string[] {
+    const index = this.small.get("index.json");
+    if (!index) return [];
+    let listed: { manifests?: { digest?: unknown }[] };
+    try {
+      listed = JSON.parse(index.toString("utf8")) as typeof listed;
+    } catch {
+      return [];
+    }
+    const out: string[] = [];
+    for (const { digest } of listed.manifests ?? []) {
+      if (typeof digest !== "string" || !/^sha256:[0-9a-f]{64}$/.test(digest)) continue;
+      const blob = this.small.get(`blobs/sha256/${digest.slice(7)}`);
+      try {
+        const manifest = blob
+          ? (JSON.parse(blob.toString("utf8")) as { config?: { digest?: unknown } })
+          : undefined;
+        if (manifest?.config?.digest === configDigest) out.push(digest);
+      } catch {
+        // not a manifest: not one of the image's IDs
+      }
+    }
+    return out;
+  }
+}
+
+function invalidImage(message: string): VmError {
+  return new VmError("IMAGE_INVALID", `images/base.tar: ${message}`, {
+    hint: "The file was changed or damaged after it was exported; get a fresh copy (nothing was imported)",
+    exitCode: ExitCode.integrity,
+  });
 }
