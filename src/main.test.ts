@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -92,11 +92,52 @@ describe("main (no engine needed)", () => {
     assert.match(result.stderr, /unknown option '--bogus'/);
   });
 
+  it("suggests the command meant by a typo, as vm's other errors read", async () => {
+    assert.deepEqual(await run(["stauts"], dir), {
+      code: 2,
+      stdout: "",
+      stderr:
+        "Error: unknown command 'stauts'\nHint: did you mean `vm status`? (`vm --help` lists the commands)\n",
+    });
+  });
+
+  it("suggests the subcommand meant by a typo", async () => {
+    assert.deepEqual(await run(["snapshot", "lsit"], dir), {
+      code: 2,
+      stdout: "",
+      stderr:
+        "Error: unknown command 'lsit' for vm snapshot\nHint: did you mean `vm snapshot list`? (`vm snapshot --help` lists the commands)\n",
+    });
+  });
+
+  it("suggests the option meant by a typo, naming the command", async () => {
+    assert.deepEqual(await run(["snapshot", "export", "@base", "--outptu", "x.tar"], dir), {
+      code: 2,
+      stdout: "",
+      stderr:
+        "Error: unknown option '--outptu' for vm snapshot export\nHint: did you mean --output? (`vm snapshot export --help`)\n",
+    });
+  });
+
+  it("points at --help when nothing is close", async () => {
+    assert.equal(
+      (await run(["frobnicate"], dir)).stderr,
+      "Error: unknown command 'frobnicate'\nHint: `vm --help` lists the commands\n",
+    );
+    assert.equal(
+      (await run(["status", "--bogus"], dir)).stderr,
+      "Error: unknown option '--bogus' for vm status\nHint: `vm status --help` lists its options\n",
+    );
+  });
+
   it("refuses exec without a command with exit code 2", async () => {
     const result = await run(["exec"], dir);
     assert.equal(result.code, 2);
     assert.equal(result.stdout, "");
-    assert.match(result.stderr, /missing required argument 'command'/);
+    assert.equal(
+      result.stderr,
+      "Error: missing required argument 'command'\nHint: `vm exec --help` shows how to use it\n",
+    );
   });
 
   it("fails status with exit code 3 and 'No vm.yaml' when there is no config", async () => {
@@ -121,6 +162,26 @@ describe("main (no engine needed)", () => {
     const result = await run(["status", "--config", missing], dir);
     assert.equal(result.code, 3);
     assert.ok(result.stderr.startsWith(`Error: Config file ${missing} does not exist\n`), result.stderr);
+  });
+
+  it("prints vm.yaml's warnings once on stderr, before what the command says", async () => {
+    const project = join(dir, "warned");
+    mkdirSync(project);
+    writeFileSync(
+      join(project, "vm.yaml"),
+      "vm:\n  box: ./Dockerfile\naliases:\n  ll: ls -la\nvm.box: @vibe\n",
+    );
+    const result = await run(["status"], project);
+    assert.equal(result.code, 6);
+    assert.ok(
+      result.stderr.startsWith(
+        "Warning: vm.yaml sets vm.box twice: line 2 (./Dockerfile) and line 5 (@vibe); the later one, line 5, is used\n" +
+          "Warning: vm.yaml has fields from vm 3.x that vm does not use; they are ignored:\n" +
+          "  line 3: aliases (define aliases in the box image's shell profile)\n" +
+          "Error: Cannot reach the Docker engine",
+      ),
+      result.stderr,
+    );
   });
 
   it("adds the error code with VM_DEBUG=1", async () => {

@@ -370,10 +370,10 @@ describe("invalid vm.yaml", () => {
       assert.match(res.stderr, new RegExp(`Error: ${project.dir}/vm\\.yaml is invalid:`));
       assert.match(
         res.stderr,
-        /line 5, vm\.memory: expected a number of MB, a size such as "8gb" or "512mb", or "unlimited" \(got "lots"\)/,
+        /line 5, vm\.memory: expected a number of MB, a size such as "8gb" or "512mb", a percentage such as "50%", or "unlimited" \(got "lots"\)/,
       );
       assert.match(res.stderr, /line 8, ports\[1\]: expected "host:guest"/);
-      assert.match(res.stderr, /line 9, memroy: unknown field/);
+      assert.match(res.stderr, /line 9, memroy: unknown field \(did you mean vm\.memory\?\)/);
       assert.doesNotMatch(res.stderr, /at .*\.ts:\d+/);
       assert.equal(dockerTry(engine, ["ps", "-aq", "--filter", "label=dev.vm.project=ok"]).stdout, "");
     } finally {

@@ -3,7 +3,7 @@ import { services, type CommandContext } from "../cli/context.ts";
 import type { CommandDef } from "../cli/command.ts";
 import type { CommandResult } from "../cli/context.ts";
 import { findConfig } from "../config/discover.ts";
-import { loadConfig } from "../config/load.ts";
+import { formatWarnings, loadConfig } from "../config/load.ts";
 import { writeStarterConfig } from "../config/starter.ts";
 import { createEnvironment } from "../env/environment.ts";
 import { ExitCode, VmError } from "../errors.ts";
@@ -36,6 +36,7 @@ export const createCommand: CommandDef = {
       );
     }
     const config = await loadConfig(file);
+    if (config.warnings.length > 0) ctx.io.stderr.write(formatWarnings(config));
     const result = await createEnvironment(services(ctx), config, { force: options.force === true });
     const verb = result.replaced ? "Re-created" : "Created";
     return {

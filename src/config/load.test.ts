@@ -83,6 +83,7 @@ describe("parseConfig: a valid full config", () => {
         { name: "data", target: "/data", readOnly: true },
         { name: "logs", target: "/var/log", readOnly: false },
       ],
+      warnings: [],
     });
   });
 
@@ -101,6 +102,7 @@ describe("parseConfig: a valid full config", () => {
       "ports",
       "project",
       "volumes",
+      "warnings",
     ]);
   });
 });
@@ -114,6 +116,7 @@ describe("parseConfig: defaults", () => {
       ports: [],
       environment: {},
       volumes: [],
+      warnings: [],
     });
   });
 
@@ -209,7 +212,10 @@ describe("parseConfig: vm.box", () => {
 
   it("still reports the right line for a later unknown field after an unquoted @ box", () => {
     const error = invalid("vm:\n  box: @vibe-base\n\n\nmemroy: 4\n");
-    assert.equal(error.message, "/projects/demo/vm.yaml is invalid:\n  line 5, memroy: unknown field");
+    assert.equal(
+      error.message,
+      "/projects/demo/vm.yaml is invalid:\n  line 5, memroy: unknown field (did you mean vm.memory?)",
+    );
   });
 
   it("still reports the right line for a later YAML error after an unquoted @ box", () => {
@@ -239,7 +245,10 @@ describe("parseConfig: vm.box", () => {
 
   it("rejects a box object without a dockerfile", () => {
     const error = invalid("vm:\n  box:\n    context: .\n");
-    assert.match(error.message, /line 3, vm\.box: /);
+    assert.match(
+      error.message,
+      /line 3, vm\.box\.dockerfile: expected the path of a Dockerfile \(got nothing\)$/,
+    );
   });
 });
 
@@ -282,7 +291,7 @@ describe("parseConfig: errors name the line and the field", () => {
     const error = invalid("version: 1\nproject:\n  name: demo\nvm:\n  memory: lots\n");
     assert.equal(
       error.message,
-      '/projects/demo/vm.yaml is invalid:\n  line 5, vm.memory: expected a number of MB, a size such as "8gb" or "512mb", or "unlimited" (got "lots")',
+      '/projects/demo/vm.yaml is invalid:\n  line 5, vm.memory: expected a number of MB, a size such as "8gb" or "512mb", a percentage such as "50%", or "unlimited" (got "lots")',
     );
     assert.match(error.hint ?? "", /docs\/configuration\.md/);
   });
@@ -290,7 +299,7 @@ describe("parseConfig: errors name the line and the field", () => {
   it("reports zero or negative cpus", () => {
     assert.equal(
       invalid("vm:\n  cpus: 0\n").message,
-      '/projects/demo/vm.yaml is invalid:\n  line 2, vm.cpus: expected a positive number of CPUs or "unlimited" (got 0)',
+      '/projects/demo/vm.yaml is invalid:\n  line 2, vm.cpus: expected a positive number of CPUs, a percentage such as "75%", or "unlimited" (got 0)',
     );
     assert.match(invalid("vm:\n  cpus: -1\n").message, /line 2, vm\.cpus: /);
   });
@@ -298,21 +307,21 @@ describe("parseConfig: errors name the line and the field", () => {
   it("reports an unknown top-level field at the line of its key", () => {
     assert.equal(
       invalid("version: 1\nvm:\n  cpus: 2\n\nmemroy: 4gb\n").message,
-      "/projects/demo/vm.yaml is invalid:\n  line 5, memroy: unknown field",
+      "/projects/demo/vm.yaml is invalid:\n  line 5, memroy: unknown field (did you mean vm.memory?)",
     );
   });
 
   it("reports an unknown nested field with its full path", () => {
     assert.equal(
       invalid("vm:\n  cpus: 2\n  memroy: 4gb\n").message,
-      "/projects/demo/vm.yaml is invalid:\n  line 3, vm.memroy: unknown field",
+      "/projects/demo/vm.yaml is invalid:\n  line 3, vm.memroy: unknown field (did you mean vm.memory?)",
     );
   });
 
   it("reports an unknown field inside the box object", () => {
     assert.equal(
       invalid("vm:\n  box:\n    dockerfile: ./Dockerfile\n    contxt: .\n").message,
-      "/projects/demo/vm.yaml is invalid:\n  line 4, vm.box.contxt: unknown field",
+      "/projects/demo/vm.yaml is invalid:\n  line 4, vm.box.contxt: unknown field (did you mean vm.box.context?)",
     );
   });
 
@@ -321,7 +330,10 @@ describe("parseConfig: errors name the line and the field", () => {
     const lines = error.message.split("\n").slice(1);
     assert.equal(lines.length, 3);
     assert.match(lines[0]!, /^ {2}line 2, vm\.memory: /);
-    assert.equal(lines[1], '  line 3, provider: expected "docker" (the only provider) (got "podman")');
+    assert.equal(
+      lines[1],
+      '  line 3, provider: expected "docker": vm runs environments on Docker only (got "podman")',
+    );
     assert.equal(lines[2], "  line 4, extra: unknown field");
   });
 

@@ -1,11 +1,20 @@
 import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import { LineCounter, parseDocument, type Document } from "yaml";
-import type { z } from "zod";
+import { isMap, isScalar } from "yaml";
 import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
 import { parseBox, type BoxSpec } from "./box.ts";
-import { PROJECT_NAME, configSchema, patterns, type RawConfig } from "./schema.ts";
+import { expandDottedKeys } from "./dotted.ts";
+import { IGNORED_FIELDS, dropIgnoredFields } from "./legacy.ts";
+import { PERCENT, PROJECT_NAME, configSchema, patterns, type RawConfig } from "./schema.ts";
 import { memoryBytes, nanoCpus } from "./units.ts";
+import {
+  lineOf,
+  parseYamlSource,
+  schemaPaths,
+  validate,
+  type SourceKind,
+  type YamlSource,
+} from "./yaml-source.ts";
 
 export interface PortSpec {
   host: number;
@@ -25,18 +34,37 @@ export interface Config {
   file: string;
   dir: string;
   version?: string;
-  project: { name: string; workspacePath: string };
+  project: { name: string; workspacePath: string; hostname?: string };
   box?: BoxSpec;
   memoryBytes?: number;
+  /** vm.memory as "50%": a share of the engine's memory, resolved when the environment is created. */
+  memoryPercent?: number;
   nanoCpus?: number;
+  /** vm.cpus as "75%": a share of the engine's CPUs (at least 1), resolved when it is created. */
+  cpusPercent?: number;
   user?: string;
   ports: PortSpec[];
   environment: Record<string, string>;
   volumes: VolumeSpec[];
+  /** What the file does that works but deserves a word (each printed once as "Warning: ...\n"). */
+  warnings: string[];
 }
 
 const HINT =
   "Fix the lines above; the fields are described in docs/configuration.md (JSON Schema: schema/vm.schema.json)";
+const KIND: SourceKind = { code: "CONFIG", hint: HINT, allowAt: true };
+/** Every field vm.yaml may have (for "did you mean"), the ignored vm 3.x ones included. */
+const KNOWN = [...schemaPaths(configSchema), ...IGNORED_FIELDS.map((f) => f.path)];
+/** Top-level fields, which a dotted key (`vm.box`) may start with. */
+const SECTIONS = new Set(KNOWN.filter((p) => p.length === 1).map((p) => p[0]!));
+/** Values kept as written, as vm 3.x kept them: `version: 1.10` is "1.10", not 1.1. */
+const TEXT_FIELDS = [["version"], ["project", "name"], ["project", "hostname"], ["vm", "user"]];
+const TEXT_MAPS = [["environment"], ["vm", "box", "args"]];
+
+/** How a command prints a config's warnings on stderr, each once. */
+export function formatWarnings(config: Pick<Config, "warnings">): string {
+  return config.warnings.map((w) => `Warning: ${w}\n`).join("");
+}
 
 export async function loadConfig(file: string): Promise<Config> {
   let text: string;
@@ -55,85 +83,50 @@ export async function loadConfig(file: string): Promise<Config> {
 }
 
 export function parseConfig(text: string, file: string): Config {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  // `box: @vibe-base` is how the design document writes a snapshot box, but YAML reserves '@' at the start
-  // of a plain scalar. The parser reports that and still reads the scalar as written, so that one error is
-  // dropped and every position stays exactly where the user wrote it.
-  const errors = doc.errors.filter((e) => !(e.code === "BAD_SCALAR_START" && text[e.pos[0]] === "@"));
-  if (errors.length > 0) {
-    const lines = errors.map((e) => {
-      const { line, col } = lineCounter.linePos(e.pos[0]);
-      return `  line ${line}, column ${col}: ${e.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "")}`;
-    });
-    throw new VmError("CONFIG_SYNTAX", `${file} is not valid YAML:\n${lines.join("\n")}`, {
-      hint: HINT,
-      exitCode: ExitCode.config,
-    });
-  }
-  const data: unknown = doc.toJS() ?? {};
-  const result = configSchema.safeParse(data);
-  if (!result.success) {
-    const lines = result.error.issues
-      .flatMap((issue) => describeIssue(issue, doc, lineCounter))
-      .sort((a, b) => a.line - b.line)
-      .map((l) => l.text);
-    throw new VmError("CONFIG_INVALID", `${file} is invalid:\n${lines.join("\n")}`, {
-      hint: HINT,
-      exitCode: ExitCode.config,
-    });
-  }
-  return normalize(result.data, file);
+  const source = parseYamlSource(text, file, KIND);
+  const label = basename(file);
+  const dotted = expandDottedKeys(source, label, SECTIONS);
+  const ignored = dropIgnoredFields(source, label);
+  keepText(source);
+  const raw = validate(configSchema, source, KIND, { problems: dotted.problems, known: KNOWN });
+  const config = normalize(raw, file);
+  config.warnings = [
+    ...dotted.warnings,
+    ...(ignored ? [ignored] : []),
+    ...boxNameWarnings(raw, source, label),
+  ];
+  return config;
 }
 
-function describeIssue(
-  issue: z.core.$ZodIssue,
-  doc: Document,
-  lineCounter: LineCounter,
-): { line: number; text: string }[] {
-  const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
-  if (issue.code === "unrecognized_keys") {
-    return issue.keys.map((key) => {
-      const line = lineOf(doc, lineCounter, [...path, key], true);
-      return { line, text: `  ${at(line)}${fieldName([...path, key])}: unknown field` };
-    });
-  }
-  if (issue.code === "invalid_key") {
-    const key = path[path.length - 1];
-    const line = lineOf(doc, lineCounter, path, true);
-    const message = issue.issues[0]?.message ?? issue.message;
-    return [{ line, text: `  ${at(line)}${fieldName(path)}: ${message} (got ${JSON.stringify(key)})` }];
-  }
-  const line = lineOf(doc, lineCounter, path, false);
-  const value: unknown = path.length > 0 ? doc.getIn(path) : doc.toJS();
-  const got = value === undefined ? "nothing" : JSON.stringify(value);
-  const field = path.length > 0 ? fieldName(path) : "the file";
-  const message = issue.message;
-  return [{ line, text: `  ${at(line)}${field}: ${message} (got ${got})` }];
-}
-
-const at = (line: number) => (line > 0 ? `line ${line}, ` : "");
-
-function lineOf(doc: Document, lineCounter: LineCounter, path: (string | number)[], keyOf: boolean): number {
-  let offset: number | undefined;
-  if (keyOf) {
-    const parent = path.length > 1 ? doc.getIn(path.slice(0, -1), true) : doc.contents;
-    const key = path[path.length - 1];
-    const items = (
-      parent as { items?: { key?: { value?: unknown; range?: [number, number, number] } }[] } | null
-    )?.items;
-    offset = items?.find((item) => item.key?.value === key)?.key?.range?.[0];
-  } else {
-    for (let depth = path.length; depth >= 0 && offset === undefined; depth--) {
-      const node = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true);
-      offset = (node as { range?: [number, number, number] } | null)?.range?.[0];
+function keepText(source: YamlSource): void {
+  const asText = (node: unknown) => {
+    if (
+      isScalar(node) &&
+      (typeof node.value === "number" || typeof node.value === "boolean") &&
+      node.source
+    ) {
+      node.value = node.source;
     }
+  };
+  for (const path of TEXT_FIELDS) asText(source.doc.getIn(path, true));
+  for (const path of TEXT_MAPS) {
+    const map = source.doc.getIn(path, true);
+    if (isMap(map)) for (const item of map.items) asText(item.value);
   }
-  return offset === undefined ? 0 : lineCounter.linePos(offset).line;
 }
 
-function fieldName(path: (string | number)[]): string {
-  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("");
+function boxNameWarnings(raw: RawConfig, source: YamlSource, label: string): string[] {
+  if (raw.vm?.box_name === undefined) return [];
+  const line = lineOf(source, ["vm", "box_name"], true);
+  if (raw.vm.box === undefined) {
+    return [
+      `${label} line ${line}: vm.box_name is deprecated (vm 3.x); it is used as vm.box, so rename it to vm.box`,
+    ];
+  }
+  const boxLine = lineOf(source, ["vm", "box"], true);
+  return [
+    `${label} line ${line}: vm.box_name is deprecated (vm 3.x) and ignored, because vm.box is set (line ${boxLine})`,
+  ];
 }
 
 function normalize(raw: RawConfig, file: string): Config {
@@ -144,21 +137,42 @@ function normalize(raw: RawConfig, file: string): Config {
     .replace(/^[^a-z0-9]+/, "")
     .slice(0, 63);
   const name = raw.project?.name ?? (PROJECT_NAME.test(folderName) ? folderName : "project");
+  const ports = Array.isArray(raw.ports)
+    ? raw.ports.map(parsePort)
+    : (raw.ports?.mappings ?? []).map((m): PortSpec => ({
+        host: m.host,
+        container: m.guest,
+        protocol: m.protocol ?? "tcp",
+      }));
+  if (raw.vm?.port_binding === "127.0.0.1") for (const port of ports) port.hostIp ??= "127.0.0.1";
   const config: Config = {
     file,
     dir,
     project: { name, workspacePath: raw.project?.workspace_path ?? "/workspace" },
-    ports: (raw.ports ?? []).map(parsePort),
+    ports,
     environment: Object.fromEntries(Object.entries(raw.environment ?? {}).map(([k, v]) => [k, String(v)])),
     volumes: (raw.volumes ?? []).map(parseVolume),
+    warnings: [],
   };
+  if (raw.project?.hostname !== undefined) config.project.hostname = raw.project.hostname;
   if (raw.version !== undefined) config.version = String(raw.version);
-  if (raw.vm?.box !== undefined) config.box = parseBox(raw.vm.box, dir, file);
-  const memory = memoryBytes(raw.vm?.memory);
-  if (memory !== undefined) config.memoryBytes = memory;
-  const cpus = nanoCpus(raw.vm?.cpus);
-  if (cpus !== undefined) config.nanoCpus = cpus;
-  if (raw.vm?.user !== undefined) config.user = raw.vm.user;
+  const box = raw.vm?.box ?? raw.vm?.box_name;
+  if (box !== undefined) config.box = parseBox(box, dir, file);
+  const memory = raw.vm?.memory;
+  const memoryShare = typeof memory === "string" ? PERCENT.exec(memory) : null;
+  if (memoryShare) config.memoryPercent = Number(memoryShare[1]);
+  else {
+    const bytes = memoryBytes(memory);
+    if (bytes !== undefined) config.memoryBytes = bytes;
+  }
+  const cpus = raw.vm?.cpus;
+  const cpuShare = typeof cpus === "string" ? PERCENT.exec(cpus) : null;
+  if (cpuShare) config.cpusPercent = Number(cpuShare[1]);
+  else {
+    const nano = nanoCpus(cpus as number | "unlimited" | undefined);
+    if (nano !== undefined) config.nanoCpus = nano;
+  }
+  if (raw.vm?.user !== undefined) config.user = String(raw.vm.user);
   return config;
 }
 

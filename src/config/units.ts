@@ -37,6 +37,35 @@ export function nanoCpus(value: number | "unlimited" | undefined): number | unde
   return Math.round(value * 1e9);
 }
 
+export interface Limits {
+  memoryBytes?: number;
+  nanoCpus?: number;
+}
+
+/**
+ * The limits to give the engine. vm.memory and vm.cpus as percentages (vm 3.x's "50%") are shares of the
+ * engine's memory and CPUs (`engine`, its /info; needed only then): memory in whole MB, at least the
+ * engine's 6 MB minimum; CPUs to two decimals, at least 1 and at most all of them.
+ */
+export function resolveLimits(
+  config: { memoryBytes?: number; memoryPercent?: number; nanoCpus?: number; cpusPercent?: number },
+  engine: { memoryBytes: number; cpus: number } | undefined,
+): Limits {
+  const limits: Limits = {};
+  if (config.memoryBytes !== undefined) limits.memoryBytes = config.memoryBytes;
+  if (config.nanoCpus !== undefined) limits.nanoCpus = config.nanoCpus;
+  const mb = UNIT_BYTES.mb!;
+  if (config.memoryPercent !== undefined && engine && engine.memoryBytes > 0) {
+    const share = Math.floor((engine.memoryBytes * config.memoryPercent) / 100 / mb) * mb;
+    limits.memoryBytes = Math.max(6 * mb, share);
+  }
+  if (config.cpusPercent !== undefined && engine && engine.cpus > 0) {
+    const share = Math.round(engine.cpus * config.cpusPercent) / 100;
+    limits.nanoCpus = Math.round(Math.min(Math.max(1, share), engine.cpus) * 1e9);
+  }
+  return limits;
+}
+
 export function formatBytes(bytes: number): string {
   const units = ["B", "KB", "MB", "GB", "TB"];
   let value = bytes;

@@ -37,6 +37,8 @@ export async function diagnose(
     try {
       const config = await loadConfig(file);
       checks.push({ name: "config", ok: true, detail: `${file} (project '${config.project.name}')` });
+      for (const warning of config.warnings)
+        checks.push({ name: "config", ok: true, warning: true, detail: warning });
     } catch (error) {
       checks.push({
         name: "config",

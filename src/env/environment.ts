@@ -1,4 +1,5 @@
 import type { Config } from "../config/load.ts";
+import { resolveLimits, type Limits } from "../config/units.ts";
 import type { ContainerDetails, ContainerSummary, Engine } from "../engine/engine.ts";
 import { EngineError } from "../engine/http.ts";
 import { removeImageChain } from "../engine/image-chain.ts";
@@ -96,6 +97,7 @@ export async function createEnvironment(
   const box = options.image
     ? { image: options.image.ref, description: options.image.description }
     : await resolveBox(services, config);
+  const limits = await resourceLimits(engine, config);
   if (existing) {
     services.log(`Removing the old environment ${existing.name}\n`);
     await engine.containers.remove(existing.id, { force: true });
@@ -148,7 +150,7 @@ export async function createEnvironment(
         env: {},
         workingDir: config.project.workspacePath,
         ...(config.user !== undefined ? { user: config.user } : {}),
-        hostname: config.project.name,
+        hostname: config.project.hostname ?? config.project.name,
         // Keeps the environment up until it is stopped; the init process makes stop immediate.
         entrypoint: ["sleep"],
         cmd: ["infinity"],
@@ -159,8 +161,7 @@ export async function createEnvironment(
           readOnly: v.readOnly,
         })),
         ports: config.ports,
-        ...(config.memoryBytes !== undefined ? { memoryBytes: config.memoryBytes } : {}),
-        ...(config.nanoCpus !== undefined ? { nanoCpus: config.nanoCpus } : {}),
+        ...limits,
       }));
     } catch (error) {
       if (error instanceof EngineError && error.status === 409) {
@@ -191,6 +192,12 @@ export async function createEnvironment(
     }
     return { id, name, image: box.image, box: box.description, replaced: existing !== undefined };
   });
+}
+
+/** vm.memory and vm.cpus for the engine; the engine's size is asked only for a percentage ("50%"). */
+async function resourceLimits(engine: Engine, config: Config): Promise<Limits> {
+  const needsEngine = config.memoryPercent !== undefined || config.cpusPercent !== undefined;
+  return resolveLimits(config, needsEngine ? await engine.info() : undefined);
 }
 
 export async function startEnvironment(engine: Engine, config: Config): Promise<ContainerSummary> {

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
 import { findConfig } from "../config/discover.ts";
-import { loadConfig, type Config } from "../config/load.ts";
+import { formatWarnings, loadConfig, type Config } from "../config/load.ts";
 import type { ContainerSummary, Engine } from "../engine/engine.ts";
 import { Label } from "../engine/labels.ts";
 import { ExitCode, VmError } from "../errors.ts";
@@ -32,6 +32,13 @@ export interface ProjectQuery {
  * error that lists them and how to pick one.
  */
 export async function findProject(query: ProjectQuery): Promise<ProjectContext | undefined> {
+  const context = await find(query);
+  // What the vm.yaml in use does that deserves a word (a field set twice, vm 3.x fields it ignores).
+  if (context?.config?.warnings.length) query.log(formatWarnings(context.config));
+  return context;
+}
+
+async function find(query: ProjectQuery): Promise<ProjectContext | undefined> {
   if (query.projectOption !== undefined) {
     const name = query.projectOption;
     const env = await environmentOf(query.engine, name);
@@ -86,6 +93,7 @@ export async function requireProject(query: ProjectQuery): Promise<Config> {
     ports: [],
     environment: {},
     volumes: [],
+    warnings: [],
   };
 }
 

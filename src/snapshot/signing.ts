@@ -1,6 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { parse as parseYaml } from "yaml";
+import { loadSettings } from "../config/settings.ts";
 import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
 
 /**
@@ -240,15 +240,9 @@ export async function signaturePolicy(
   requireFlag: boolean,
   trustedKeyFiles: string[],
 ): Promise<SignaturePolicy> {
-  let require = requireFlag;
-  try {
-    const settings = parseYaml(await readFile(`${configDir}/settings.yaml`, "utf8")) as {
-      require_signature?: unknown;
-    } | null;
-    if (settings?.require_signature === true) require = true;
-  } catch {
-    // no settings file, or not YAML: the flag alone decides
-  }
+  // A settings.yaml that cannot be read as vm's settings is an error (exit 3), never a quiet "off".
+  const settings = await loadSettings(`${configDir}/settings.yaml`);
+  const require = requireFlag || settings.require_signature === true;
   const defaultFile = `${configDir}/trusted_keys`;
   const trusted = await loadTrustedKeys([defaultFile, ...trustedKeyFiles], trustedKeyFiles);
   return { require, trusted, sources: [defaultFile, ...trustedKeyFiles] };
