@@ -284,9 +284,19 @@ export function detectCompression(head: Buffer): Compression {
   return "none";
 }
 
+/**
+ * The largest zstd window a reader accepts, as a power of two: 32 MiB. Every level up to --ultra -20
+ * fits (zstd -19 uses 8 MiB); --long and -21/-22 use up to 128 MiB, which would take import far past its
+ * memory bound, so such frames are refused with the size they ask for.
+ */
+export const ZSTD_WINDOW_LOG_MAX = 25;
+
 /** Decodes a whole stream, including every member or frame of a multi-member one. */
 export function createDecompressor(compression: Compression): Transform {
   if (compression === "gzip") return zlib.createGunzip();
-  if (compression === "zstd") return zlib.createZstdDecompress();
+  if (compression === "zstd")
+    return zlib.createZstdDecompress({
+      params: { [zlib.constants.ZSTD_d_windowLogMax]: ZSTD_WINDOW_LOG_MAX },
+    });
   return new PassThrough();
 }

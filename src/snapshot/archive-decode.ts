@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import { VmError } from "../errors.ts";
-import { detectCompression, type Compression } from "../archive/codec.ts";
+import { detectCompression, ZSTD_WINDOW_LOG_MAX, type Compression } from "../archive/codec.ts";
 import { invalidArchive } from "./format.ts";
 
 /** Reads the first bytes to tell gzip, zstd and plain tar apart, then hands back a stream of all of it. */
@@ -39,6 +39,11 @@ export function decodeError(error: unknown): unknown {
   const message = (error as Error).message ?? String(error);
   // zlib's and zstd's own errors carry codes (Z_DATA_ERROR, ZSTD_error_...), whatever their wording.
   const code = (error as { code?: unknown }).code;
+  if (code === "ZSTD_error_frameParameter_windowTooLarge")
+    return invalidArchive(
+      `The snapshot file's zstd frames ask for a window larger than the ${2 ** (ZSTD_WINDOW_LOG_MAX - 20)} MiB vm decodes within its memory bound (written with zstd --long or --ultra -21/-22)`,
+      "Recompress it with a standard level: zstd -d -c FILE | zstd -19 -o NEW.snapshot.tar.zst",
+    );
   if (typeof code === "string" && /^(Z_|ZSTD_)/.test(code))
     return invalidArchive(`The snapshot file cannot be read: ${message} (${code})`);
   if (
