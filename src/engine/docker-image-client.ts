@@ -143,9 +143,10 @@ export class DockerImageClient implements ImageClient {
         });
         break;
       } catch (error) {
-        // The containerd store fails the whole listing with a 500 ("failed to read config content: ...
-        // not found") when an image is removed while it lists; the next listing no longer sees it.
-        if (!(error instanceof EngineError && error.status === 500) || attempt >= 4) throw error;
+        // The containerd store fails the whole listing ("failed to read config content: ... not found", a
+        // 500 or a 404) when an image is removed while it lists; the next listing no longer sees it.
+        const transient = error instanceof EngineError && (error.status === 500 || error.status === 404);
+        if (!transient || attempt >= 6) throw error;
         await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
       }
     }

@@ -42,12 +42,22 @@ export function primaryEngine(): TestEngine {
 
 /** Runs the docker CLI against an engine: the suite's independent view of what vm did. */
 export function docker(engine: TestEngine, args: string[], input?: string): string {
-  return execFileSync("docker", ["-H", engine.host, ...args], {
-    encoding: "utf8",
-    stdio: ["pipe", "pipe", "pipe"],
-    maxBuffer: 64 * 1024 * 1024,
-    ...(input !== undefined ? { input } : {}),
-  }).trim();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return execFileSync("docker", ["-H", engine.host, ...args], {
+        encoding: "utf8",
+        stdio: ["pipe", "pipe", "pipe"],
+        maxBuffer: 64 * 1024 * 1024,
+        ...(input !== undefined ? { input } : {}),
+      }).trim();
+    } catch (error) {
+      // The containerd store fails a whole image listing while another test file removes an image it is
+      // listing ("content digest sha256:...: not found"); the next listing no longer sees that image.
+      const stderr = (error as { stderr?: string | Buffer }).stderr?.toString() ?? "";
+      if (args[0] !== "images" || !/content digest .* not found/.test(stderr) || attempt >= 10) throw error;
+      spawnSync("sleep", ["0.2"]);
+    }
+  }
 }
 
 export function dockerTry(
