@@ -156,11 +156,14 @@ for (const engine of availableEngines()) {
         "description",
         "image_id",
         "image_tag",
+        "imported_from",
+        "languages",
         "name",
         "platform",
         "project",
         "size_bytes",
         "source",
+        "tools",
         "type",
       ]);
       assert.equal(row.type, "base");

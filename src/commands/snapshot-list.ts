@@ -4,7 +4,7 @@ import { table } from "../cli/output.ts";
 import { formatBytes } from "../config/units.ts";
 import { ExitCode, VmError } from "../errors.ts";
 import { listSnapshots } from "../snapshot/manage.ts";
-import { listRow } from "../snapshot/report.ts";
+import { listRow, sourceText } from "../snapshot/report.ts";
 import { SnapshotStore } from "../snapshot/store.ts";
 
 export const snapshotListCommand: CommandDef = {
@@ -16,7 +16,9 @@ export const snapshotListCommand: CommandDef = {
       .option("--format <format>", "table, json or yaml", "table")
       .option("--show-digest", "add the image digest column")
       .option("--filter <glob>", "only names matching this pattern (* and ?)")
-      .option("--type <type>", "base (global) or project"),
+      .option("--type <type>", "base (global) or project")
+      .option("--project <name>", "only this project's snapshots")
+      .option("-w, --wide", "add the languages and tools installed, and where each snapshot came from"),
   run: async (ctx, _args, options) => {
     const format = options.format as string;
     if (!["table", "json", "yaml"].includes(format)) {
@@ -32,7 +34,11 @@ export const snapshotListCommand: CommandDef = {
     }
     const snapshots = await listSnapshots(
       SnapshotStore.fromEnv(ctx.env),
-      { ...(options.filter ? { glob: options.filter as string } : {}), ...(type ? { type } : {}) },
+      {
+        ...(options.filter ? { glob: options.filter as string } : {}),
+        ...(type ? { type } : {}),
+        ...(typeof options.project === "string" ? { project: options.project } : {}),
+      },
       (file, error) => ctx.io.stderr.write(`Warning: skipped ${file}: ${error.message}\n`),
     );
     const rows = snapshots.map(listRow);
@@ -42,9 +48,11 @@ export const snapshotListCommand: CommandDef = {
       return {
         text: "No snapshots. Create one with `vm snapshot create` or import one with `vm snapshot import <file>`.\n",
       };
+    const wide = options.wide === true;
     const headers = ["NAME", "TYPE", "CREATED", "SIZE", "PLATFORM", "DESCRIPTION"];
+    if (wide) headers.push("LANGUAGES", "TOOLS", "SOURCE");
     if (options.showDigest) headers.push("DIGEST");
-    const cells = rows.map((r) => {
+    const cells = rows.map((r, i) => {
       const row = [
         r.type === "base" ? `@${r.name}` : r.name,
         r.type === "base" ? "base" : `project (${r.project})`,
@@ -53,9 +61,21 @@ export const snapshotListCommand: CommandDef = {
         r.platform,
         r.description.length > 40 ? r.description.slice(0, 39) + "…" : r.description,
       ];
+      if (wide) {
+        const langs = Object.entries(r.languages).map(([k, v]) => `${k} ${v}`);
+        row.push(
+          shorten(langs.join(", ") || "-"),
+          shorten(r.tools.join(", ") || "-"),
+          sourceText(snapshots[i]!),
+        );
+      }
       if (options.showDigest) row.push(r.image_id);
       return row;
     });
     return { text: table(headers, cells) };
   },
 };
+
+function shorten(text: string, max = 40): string {
+  return text.length > max ? text.slice(0, max - 1) + "…" : text;
+}

@@ -10,6 +10,7 @@ import type { SnapshotStore } from "./store.ts";
 export interface ListFilter {
   glob?: string;
   type?: "base" | "project";
+  project?: string;
 }
 
 /** `*` and `?` wildcards over the whole name. */
@@ -32,6 +33,7 @@ export async function listSnapshots(
     if (pattern && !pattern.test(s.name)) return false;
     if (filter.type === "base" && s.scope !== "global") return false;
     if (filter.type === "project" && s.scope !== "project") return false;
+    if (filter.project !== undefined && s.project !== filter.project) return false;
     return true;
   });
 }

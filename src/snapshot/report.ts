@@ -14,9 +14,27 @@ export function listRow(s: SnapshotMetadata) {
     platform: platformString(s.platform),
     description: s.description,
     source: s.source,
+    /** The file it was imported from ("-" for standard input), or null when it was made here. */
+    imported_from: s.imported?.file ?? null,
+    languages: s.languages,
+    tools: s.tools.map((t) => t.name),
     image_id: s.image_id,
     image_tag: s.image_tag,
   };
+}
+
+/** Where a snapshot came from, for people: "built here", "imported from base.snapshot.tar.gz (vm 3.x)". */
+export function sourceText(s: SnapshotMetadata): string {
+  if (s.source === "built") return "built here";
+  if (s.source === "committed") return "committed here";
+  const file = s.imported?.file;
+  const from =
+    file === undefined
+      ? "imported"
+      : file === "-"
+        ? "imported from stdin"
+        : `imported from ${file.split("/").pop()}`;
+  return s.imported?.format === "vm 3.x" ? `${from} (vm 3.x)` : from;
 }
 
 /** `vm snapshot inspect` for people: the metadata, readable. */
