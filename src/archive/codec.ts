@@ -1,11 +1,16 @@
 import { availableParallelism } from "node:os";
-import { PassThrough, type Transform } from "node:stream";
 import zlib from "node:zlib";
 import { ExitCode, VmError } from "../errors.ts";
 
 import type { Compression } from "./compression.ts";
 export type { Compression } from "./compression.ts";
-export { compressionForPath, extensionFor } from "./compression.ts";
+export {
+  compressionForPath,
+  createDecompressor,
+  detectCompression,
+  extensionFor,
+  ZSTD_WINDOW_LOG_MAX,
+} from "./compression.ts";
 
 const defaultChunkSize: Record<Compression, number> = { gzip: 1 << 20, zstd: 2 << 20, none: 1 << 20 };
 const levels = { gzip: { min: 1, max: 9, default: 6 }, zstd: { min: 1, max: 19, default: 3 } };
@@ -276,27 +281,4 @@ export function storedBlock(compression: Compression, data: Buffer): Buffer {
     data.copy(out, at + 3);
   }
   return out;
-}
-
-export function detectCompression(head: Buffer): Compression {
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "gzip";
-  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return "zstd";
-  return "none";
-}
-
-/**
- * The largest zstd window a reader accepts, as a power of two: 32 MiB. Every level up to --ultra -20
- * fits (zstd -19 uses 8 MiB); --long and -21/-22 use up to 128 MiB, which would take import far past its
- * memory bound, so such frames are refused with the size they ask for.
- */
-export const ZSTD_WINDOW_LOG_MAX = 25;
-
-/** Decodes a whole stream, including every member or frame of a multi-member one. */
-export function createDecompressor(compression: Compression): Transform {
-  if (compression === "gzip") return zlib.createGunzip();
-  if (compression === "zstd")
-    return zlib.createZstdDecompress({
-      params: { [zlib.constants.ZSTD_d_windowLogMax]: ZSTD_WINDOW_LOG_MAX },
-    });
-  return new PassThrough();
 }

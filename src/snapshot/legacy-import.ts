@@ -10,7 +10,6 @@ import { ExitCode, VmError } from "../errors.ts";
 import { decodeError } from "./archive-decode.ts";
 import type { LegacyReader, TarStreamEntry } from "./archive-reader.ts";
 import { invalidArchive } from "./format.ts";
-import { ImageGuard } from "./image-guard.ts";
 import { loadImage, type LoadRecord } from "./image-load.ts";
 import {
   checkLegacy,
@@ -230,36 +229,6 @@ export async function removeSpooled(streamed: LegacyStreamed): Promise<void> {
   for (const spooled of streamed.spooled.splice(0)) await rm(spooled.path, { force: true });
 }
 
-/** `vm snapshot verify` of a vm 3.x file: the image through the verifier and the guard, volumes counted. */
-export function legacyVerifyReader(
-  verifier: ImageVerifier,
-  guard: ImageGuard,
-  fail: (error: unknown) => void,
-): LegacyReader<LegacyRead> {
-  return legacyEntries({
-    onImage: async (image) => {
-      image.pipe(verifier.input);
-      image.on("data", (chunk: Buffer) => {
-        try {
-          guard.push(chunk);
-        } catch (error) {
-          fail(error);
-        }
-      });
-      await new Promise<void>((resolve, reject) => {
-        image.once("end", resolve);
-        image.once("error", (error) => {
-          const decoded = decodeError(error);
-          reject(decoded instanceof Error ? decoded : error);
-        });
-      });
-    },
-    onVolume: async (_name, archive) => {
-      await drain(archive);
-    },
-  });
-}
-
 /** Refuses a vm 3.x file where a signature is required: such files have none. */
 export function unsignedLegacy(): VmError {
   return new VmError(
@@ -272,7 +241,7 @@ export function unsignedLegacy(): VmError {
   );
 }
 
-async function drain(stream: Readable): Promise<void> {
+export async function drain(stream: Readable): Promise<void> {
   for await (const chunk of stream) void chunk;
 }
 

@@ -4,7 +4,8 @@ import type { Manifest } from "./format.ts";
 import { counting, openInput } from "./input.ts";
 import { ImageGuard } from "./image-guard.ts";
 import { checkLegacy, type ImageIdentity, type LegacyChecked, type LegacyRead } from "./legacy-format.ts";
-import { legacyEntries, legacyVerifyReader } from "./legacy-import.ts";
+import { decodeError } from "./archive-decode.ts";
+import { drain, legacyEntries } from "./legacy-import.ts";
 import { ImageVerifier, verifyContents } from "./verify.ts";
 
 export type VerifiedFile =
@@ -27,30 +28,39 @@ export async function verifyArchiveFile(
   // writes. vm 3.x saved its images by tag: their names are expected, and an import takes them out.
   let guard = new ImageGuard("refuse");
   let refused: unknown;
-  const fail = (error: unknown) => (refused ??= error);
+  /** The image through the verifier and the guard; the guard's complaint is reported after the digests. */
+  const checkImage = async (image: Readable): Promise<void> => {
+    image.pipe(verifier.input);
+    image.on("data", (chunk: Buffer) => {
+      if (refused !== undefined) return;
+      try {
+        guard.push(chunk);
+      } catch (error) {
+        refused = error;
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      image.once("end", resolve);
+      image.once("error", (error) => {
+        const decoded = decodeError(error);
+        reject(decoded instanceof Error ? decoded : error);
+      });
+    });
+  };
   const contents = await readSnapshotArchive(
     counting(source.stream, onBytes),
     {
       onImage: async (image) => {
-        image.pipe(verifier.input);
-        image.on("data", (chunk: Buffer) => {
-          if (refused !== undefined) return;
-          try {
-            guard.push(chunk);
-          } catch (error) {
-            fail(error);
-          }
-        });
-        await new Promise<void>((resolve, reject) => {
-          image.once("end", resolve);
-          image.once("error", reject);
-        });
+        await checkImage(image);
         return "consumed";
       },
     },
     (first, rest) => {
       guard = new ImageGuard("strip");
-      return legacyVerifyReader(verifier, guard, fail)(first, rest);
+      return legacyEntries({ onImage: checkImage, onVolume: (_name, archive) => drain(archive) })(
+        first,
+        rest,
+      );
     },
   );
   if (contents.kind === "vm") verifyContents(contents);
@@ -83,9 +93,6 @@ export async function readManifestOnly(
   stdin: Readable,
 ): Promise<{ manifest: Manifest; compression: string } | { legacy: LegacyRead; compression: string }> {
   const source = await openInput(input, cwd, stdin);
-  const drain = async (stream: Readable) => {
-    for await (const chunk of stream) void chunk;
-  };
   const contents = await readSnapshotArchive(
     source.stream,
     { onImage: async () => "skip" },
