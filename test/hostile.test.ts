@@ -6,7 +6,15 @@ import { after, before, describe, it } from "node:test";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { availableEngines } from "./helpers/engines.ts";
 import { ensureBusybox } from "./helpers/fixtures.ts";
-import { cleanupRun, makeProject, RUN_ID, runImages, runVm, TEST_LABEL, uniqueName } from "./helpers/vm.ts";
+import {
+  cleanupRun,
+  exportedSnapshot,
+  RUN_ID,
+  runImages,
+  runVm,
+  TEST_LABEL,
+  uniqueName,
+} from "./helpers/vm.ts";
 
 /**
  * Sweeps generated from a real export: single-bit flips in every region of the archive (each entry's
@@ -29,27 +37,13 @@ describe("generated damage: bit flips and truncations", () => {
   let imageId = "";
 
   before(async () => {
-    const p = makeProject({ Dockerfile: `FROM ${ensureBusybox(source)}\nRUN echo ${name} > /sweep\n` });
-    try {
-      const made = await runVm(
-        ["snapshot", "create", `@${name}`, "--from-dockerfile", join(p.dir, "Dockerfile")],
-        { cwd: dir, engine: source, env: { XDG_CONFIG_HOME: homeA } },
-      );
-      assert.equal(made.code, 0, made.stderr);
-    } finally {
-      p.cleanup();
-    }
-    const file = join(dir, "good.snapshot.tar.gz");
-    assert.equal(
-      (
-        await runVm(["snapshot", "export", `@${name}`, "-o", file], {
-          cwd: dir,
-          engine: source,
-          env: { XDG_CONFIG_HOME: homeA },
-        })
-      ).code,
-      0,
-    );
+    const file = await exportedSnapshot(source, {
+      dir,
+      home: homeA,
+      name,
+      dockerfile: `FROM ${ensureBusybox(source)}\nRUN echo ${name} > /sweep\n`,
+      out: join(dir, "good.snapshot.tar.gz"),
+    });
     fileBytes = readFileSync(file);
     const inspected = await runVm(["snapshot", "inspect", file, "--json"], { cwd: dir, engine: source });
     imageId = (JSON.parse(inspected.stdout) as { image_digest: string }).image_digest;

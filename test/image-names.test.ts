@@ -9,7 +9,15 @@ import { readEntries, resealed, writeEntries, type Entry } from "./helpers/archi
 import { engineState } from "./helpers/engine-names.ts";
 import { availableEngines, docker, type TestEngine } from "./helpers/engines.ts";
 import { ensureBusybox } from "./helpers/fixtures.ts";
-import { cleanupRun, makeProject, RUN_ID, runVm, TEST_LABEL, uniqueName } from "./helpers/vm.ts";
+import {
+  cleanupRun,
+  exportedSnapshot,
+  makeProject,
+  RUN_ID,
+  runVm,
+  TEST_LABEL,
+  uniqueName,
+} from "./helpers/vm.ts";
 
 /**
  * Item 14 of issue 10: importing a snapshot file must not re-point any tag on the engine. A file whose
@@ -93,39 +101,25 @@ describe("an import changes nothing in the engine but its own snapshot", () => {
     for (const engine of engines) {
       const home = join(dir, `home-${engine.name}`);
       homes.set(engine, home);
-      const p = makeProject({ Dockerfile: `FROM ${ensureBusybox(engine)}\nRUN echo ${name} > /marker\n` });
-      try {
-        const env = { XDG_CONFIG_HOME: home };
-        const made = await runVm(
-          ["snapshot", "create", `@${name}`, "--from-dockerfile", join(p.dir, "Dockerfile")],
-          {
-            cwd: dir,
-            engine,
-            env,
-          },
-        );
-        assert.equal(made.code, 0, made.stderr);
-        const out = join(dir, `${engine.name}.snapshot.tar.gz`);
-        const exported = await runVm(["snapshot", "export", `@${name}`, "-o", out], {
-          cwd: dir,
-          engine,
-          env,
-        });
-        assert.equal(exported.code, 0, exported.stderr);
-        exports.set(engine, await readEntries(out));
-        // The image must not be in the engines already, or import would not load it at all.
-        assert.equal((await runVm(["snapshot", "delete", `@${name}`], { cwd: dir, engine, env })).code, 0);
-        // A tag the hostile files try to take over: an image of this run's own, so no other test moves it.
-        const victimDir = makeProject({
-          Dockerfile: `FROM ${ensureBusybox(engine)}\nLABEL ${TEST_LABEL}=${RUN_ID} victim=1\n`,
-        });
-        const tag = `vmbars-${RUN_ID.replace(/[^a-z0-9]/g, "")}/victim:1`;
-        docker(engine, ["build", "-q", "-t", tag, victimDir.dir]);
-        victimDir.cleanup();
-        victims.set(engine, { tag, id: docker(engine, ["image", "inspect", "-f", "{{.Id}}", tag]) });
-      } finally {
-        p.cleanup();
-      }
+      const env = { XDG_CONFIG_HOME: home };
+      const out = await exportedSnapshot(engine, {
+        dir,
+        home,
+        name,
+        dockerfile: `FROM ${ensureBusybox(engine)}\nRUN echo ${name} > /marker\n`,
+        out: join(dir, `${engine.name}.snapshot.tar.gz`),
+      });
+      exports.set(engine, await readEntries(out));
+      // The image must not be in the engines already, or import would not load it at all.
+      assert.equal((await runVm(["snapshot", "delete", `@${name}`], { cwd: dir, engine, env })).code, 0);
+      // A tag the hostile files try to take over: an image of this run's own, so no other test moves it.
+      const victimDir = makeProject({
+        Dockerfile: `FROM ${ensureBusybox(engine)}\nLABEL ${TEST_LABEL}=${RUN_ID} victim=1\n`,
+      });
+      const tag = `vmbars-${RUN_ID.replace(/[^a-z0-9]/g, "")}/victim:1`;
+      docker(engine, ["build", "-q", "-t", tag, victimDir.dir]);
+      victimDir.cleanup();
+      victims.set(engine, { tag, id: docker(engine, ["image", "inspect", "-f", "{{.Id}}", tag]) });
     }
   });
 

@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { availableEngines, docker } from "./helpers/engines.ts";
 import { ensureBulkImage, ensureBusybox } from "./helpers/fixtures.ts";
-import { cleanupRun, makeProject, runVm, uniqueName } from "./helpers/vm.ts";
+import { cleanupRun, exportedSnapshot, makeProject, runVm, uniqueName } from "./helpers/vm.ts";
 
 /**
  * Integrity is the content, not the compressor's framing: a snapshot file decompressed and compressed
@@ -28,32 +28,13 @@ const sh = (cmd: string, args: string[], input?: Buffer) =>
   execFileSync(cmd, args, { maxBuffer: 512 * 1024 * 1024, ...(input ? { input } : {}) });
 
 before(async () => {
-  const p = makeProject({ Dockerfile: `FROM ${ensureBusybox(source)}\nRUN echo ${marker} > /marker\n` });
-  try {
-    const env = { XDG_CONFIG_HOME: homeA };
-    const made = await runVm(
-      ["snapshot", "create", `@${name}`, "--from-dockerfile", join(p.dir, "Dockerfile")],
-      {
-        cwd: dir,
-        engine: source,
-        env,
-      },
-    );
-    assert.equal(made.code, 0, made.stderr);
-  } finally {
-    p.cleanup();
-  }
-  const file = join(dir, "good.snapshot.tar.gz");
-  assert.equal(
-    (
-      await runVm(["snapshot", "export", `@${name}`, "-o", file], {
-        cwd: dir,
-        engine: source,
-        env: { XDG_CONFIG_HOME: homeA },
-      })
-    ).code,
-    0,
-  );
+  const file = await exportedSnapshot(source, {
+    dir,
+    home: homeA,
+    name,
+    dockerfile: `FROM ${ensureBusybox(source)}\nRUN echo ${marker} > /marker\n`,
+    out: join(dir, "good.snapshot.tar.gz"),
+  });
   tarFile = join(dir, "good.snapshot.tar");
   writeFileSync(tarFile, gunzipSync(readFileSync(file)));
 });

@@ -59,14 +59,7 @@ export function importedMetadata(
       build_args: typeof build.build_args === "object" && build.build_args ? build.build_args : {},
     },
     git: build.git ?? null,
-    imported: {
-      at: new Date().toISOString(),
-      vm_version: VERSION,
-      engine_version: engineVersion,
-      original_name: manifest.snapshot_name,
-      file,
-      format: "vm",
-    },
+    imported: importRecord(engineVersion, manifest.snapshot_name, file, "vm"),
     ...(manifest.volumes?.length ? { volumes: manifest.volumes } : {}),
   };
   const parsed = metadataSchema.safeParse(candidate);
@@ -123,16 +116,21 @@ export function legacyImportedMetadata(
       ? { branch: metadata.git_branch, commit: metadata.git_commit, dirty: metadata.git_dirty }
       : null,
     ...(inventory.note ? { inventory_note: inventory.note } : {}),
-    imported: {
-      at: new Date().toISOString(),
-      vm_version: VERSION,
-      engine_version: engineVersion,
-      original_name: manifest.snapshot_name,
-      file,
-      format: "vm 3.x",
-    },
+    imported: importRecord(engineVersion, manifest.snapshot_name, file, "vm 3.x"),
     ...(metadata.volumes.length
       ? { volumes: metadata.volumes.map((v) => v.archive_file.replace(/\.tar\.(gz|zst)$/, "")) }
       : {}),
   });
+}
+
+/** Where an imported snapshot came from: this import, and the name and file it had. */
+function importRecord(engineVersion: string, originalName: string, file: string, format: "vm" | "vm 3.x") {
+  return {
+    at: new Date().toISOString(),
+    vm_version: VERSION,
+    engine_version: engineVersion,
+    original_name: originalName,
+    file,
+    format,
+  };
 }

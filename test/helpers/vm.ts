@@ -140,3 +140,33 @@ export function runImages(engine: TestEngine): string {
     .sort()
     .join(",");
 }
+
+/**
+ * Builds a global snapshot `@name` from a Dockerfile and exports it to `out`, in the config home `home`:
+ * the setup of every test that needs a genuine snapshot file.
+ */
+export async function exportedSnapshot(
+  engine: TestEngine,
+  options: { dir: string; home: string; name: string; dockerfile: string; out: string },
+): Promise<string> {
+  const { dir, home, name, dockerfile, out } = options;
+  const env = { XDG_CONFIG_HOME: home };
+  const p = makeProject({ Dockerfile: dockerfile });
+  try {
+    const made = await runVm(
+      ["snapshot", "create", `@${name}`, "--from-dockerfile", join(p.dir, "Dockerfile")],
+      {
+        cwd: dir,
+        engine,
+        env,
+      },
+    );
+    if (made.code !== 0) throw new Error(`vm snapshot create @${name} exited ${made.code}: ${made.stderr}`);
+  } finally {
+    p.cleanup();
+  }
+  const exported = await runVm(["snapshot", "export", `@${name}`, "-o", out], { cwd: dir, engine, env });
+  if (exported.code !== 0)
+    throw new Error(`vm snapshot export @${name} exited ${exported.code}: ${exported.stderr}`);
+  return out;
+}
