@@ -4,6 +4,7 @@ import type { Engine } from "../engine/engine.ts";
 import { isVmError } from "../errors.ts";
 import type { Services } from "../env/box.ts";
 import { decodeError } from "./archive-decode.ts";
+import { drainedOrClosed } from "../archive/backpressure.ts";
 import { guardedImage, ImageGuard, type NamePolicy } from "./image-guard.ts";
 
 /** What a load may have made: the engine's images before it, what it reported, the tar's own IDs. */
@@ -54,8 +55,7 @@ export async function loadImage(
       for await (const chunk of image) {
         const waits: Promise<unknown>[] = [];
         if (!toVerifier.write(chunk)) waits.push(once(toVerifier, "drain"));
-        if (!toEngine.destroyed && !toEngine.write(chunk))
-          waits.push(Promise.race([once(toEngine, "drain"), once(toEngine, "close")]));
+        if (!toEngine.destroyed && !toEngine.write(chunk)) waits.push(drainedOrClosed(toEngine));
         await Promise.all(waits);
       }
       toVerifier.end();

@@ -5,10 +5,10 @@
  * Everything is parsed synchronously as the bytes pass (TarWalker), so the scanner never keeps the chunks it is
  * given: it copies only headers and candidate files, and compressed layers on their way into zlib.
  */
-import { once } from "node:events";
 import { type Transform, Writable } from "node:stream";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 import { detectCompression } from "../archive/codec.ts";
+import { drainedOrClosed } from "../archive/backpressure.ts";
 import { VmError } from "../errors.ts";
 import { kindsFound, provenByPath, ruleFor } from "./secret-rules.ts";
 import { TarWalker, type EntryHandler, type TarEntry } from "./tar-walk.ts";
@@ -225,7 +225,7 @@ class LayerScan implements EntryHandler {
       if (this.#inflate.destroyed) return;
       // zlib keeps the chunk until it has read it; the caller's chunk is only lent.
       if (this.#inflate.write(Buffer.from(chunk))) return;
-      return Promise.race([once(this.#inflate, "drain"), once(this.#inflate, "close")]).then(
+      return drainedOrClosed(this.#inflate).then(
         () => {},
         () => {},
       );
