@@ -7,4 +7,6 @@ if (major < 22 || (major === 22 && minor < 15)) {
   process.exit(1);
 }
 const { main } = await import("./main.ts");
+const { quietOnClosedPipes } = await import("./cli/closed-pipe.ts");
+quietOnClosedPipes([process.stdout, process.stderr]);
 process.exitCode = await main(process.argv.slice(2), { io: process, env: process.env, cwd: process.cwd() });

@@ -214,6 +214,36 @@ describe("engines, streams and files", () => {
     );
   });
 
+  it("any command's output into a pipe its reader has closed ends with 141 and nothing on stderr", async () => {
+    // The read end is closed before vm has even started, so its first write fails (EPIPE) every time.
+    const closedPipe = (args: string[]) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+        const child = spawn(VM_BIN, args, {
+          cwd: dir,
+          env: { ...process.env, ...env, DOCKER_HOST: engine.host },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        child.stdout.destroy();
+        let stderr = "";
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        child.on("error", reject);
+        child.on("close", (code) => resolve({ code, stderr }));
+      });
+    for (const args of [
+      ["--help"],
+      ["snapshot", "list", "--help"],
+      ["snapshot", "list"],
+      ["list", "--all"],
+    ]) {
+      const res = await closedPipe(args);
+      assert.deepEqual(res, { code: 141, stderr: "" }, `vm ${args.join(" ")}`);
+    }
+    // A command that fails on its own keeps its status and its message.
+    const failed = await closedPipe(["snapshot", "inspect", "@no-such-snapshot-here"]);
+    assert.notEqual(failed.code, 141);
+    assert.match(failed.stderr, /^Error: /);
+  });
+
   it("--output s3://... is refused naming the scheme, and writes nothing", async () => {
     const res = await vm([
       "snapshot",
