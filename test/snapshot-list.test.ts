@@ -81,7 +81,8 @@ describe("vm snapshot list: languages, tools and source", () => {
       new RegExp(`@${name}\\s.*cargo-watch\\s+imported from ${name}\\.snapshot\\.tar\\.zst\\n`),
     );
     const importedRows = JSON.parse(
-      (await runVm(["snapshot", "list", "--format", "json"], { cwd: dir, ...b })).stdout,
+      // --json, as vm's other commands take it, is --format json.
+      (await runVm(["snapshot", "list", "--json"], { cwd: dir, ...b })).stdout,
     ) as Row[];
     assert.equal(importedRows.find((r) => r.name === name)?.imported_from, file);
     const none = await runVm(["snapshot", "list", "--project", "no-such-project", "--format", "json"], {

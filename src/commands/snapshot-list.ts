@@ -14,13 +14,14 @@ export const snapshotListCommand: CommandDef = {
     cmd
       .alias("ls")
       .option("--format <format>", "table, json or yaml", "table")
+      .option("--json", "the same as --format json, as for vm's other commands")
       .option("--show-digest", "add the image digest column")
       .option("--filter <glob>", "only names matching this pattern (* and ?)")
       .option("--type <type>", "base (global) or project")
       .option("--project <name>", "only this project's snapshots")
       .option("-w, --wide", "add the languages and tools installed, and where each snapshot came from"),
   run: async (ctx, _args, options) => {
-    const format = options.format as string;
+    const format = options.json === true ? "json" : (options.format as string);
     if (!["table", "json", "yaml"].includes(format)) {
       throw new VmError("USAGE", `--format must be table, json or yaml, not '${format}'`, {
         exitCode: ExitCode.usage,
