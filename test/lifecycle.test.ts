@@ -4,19 +4,22 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { availableEngines, docker, dockerTry } from "./helpers/engines.ts";
 import { ensureBusybox } from "./helpers/fixtures.ts";
-import { cleanupRun, makeProject, runVm, uniqueName } from "./helpers/vm.ts";
+import { cleanupRun, makeProject, removeStepImages, runVm, uniqueName } from "./helpers/vm.ts";
 
 for (const engine of availableEngines()) {
   describe(`environment lifecycle on ${engine.name} (${engine.imageStore} image store)`, () => {
     const name = uniqueName("life");
     let project: ReturnType<typeof makeProject>;
+    /** The box image and the untagged images of its build steps, recorded once it is built. */
+    let boxChain: string[] = [];
     const vm = (args: string[], input?: string) =>
       runVm(args, { cwd: project.dir, engine, ...(input !== undefined ? { input } : {}) });
 
     before(() => {
       const base = ensureBusybox(engine);
       project = makeProject({
-        "Dockerfile.dev": `FROM ${base}\nARG GREETING=default\nRUN echo "built with $GREETING" > /built.txt\n`,
+        // The default names the run, so the build's steps are this test's own, shared with no cached build.
+        "Dockerfile.dev": `FROM ${base}\nARG GREETING=default-${name}\nRUN echo "built with $GREETING" > /built.txt\n`,
         "vm.yaml": [
           "version: 1",
           "provider: docker",
@@ -48,6 +51,16 @@ for (const engine of availableEngines()) {
       assert.equal(res.code, 0, res.stderr);
       assert.match(res.stdout, new RegExp(`Created environment ${name}-dev`));
       assert.match(res.stderr, /Step 2\/\d+ : ARG GREETING/);
+      const inspect = (id: string, format: string) => docker(engine, ["image", "inspect", "-f", format, id]);
+      boxChain = [inspect(`vm-box/${name}:latest`, "{{.Id}}")];
+      // Up the parents while untagged: the steps, until the FROM image.
+      for (let parent = inspect(boxChain[0]!, "{{.Parent}}"); parent;) {
+        const [tags, next = ""] = inspect(parent, "{{len .RepoTags}} {{.Parent}}").split(" ");
+        if (tags !== "0") break;
+        boxChain.push(parent);
+        parent = next;
+      }
+      assert.ok(boxChain.length >= 3, `the box and its ARG and RUN steps: ${boxChain.join(" ")}`);
     });
 
     it("vm exec sees the built file and the mounted project file, in the workspace", async () => {
@@ -193,6 +206,11 @@ for (const engine of availableEngines()) {
       const filter = `label=dev.vm.project=${name}`;
       assert.equal(docker(engine, ["ps", "-aq", "--filter", filter]), "");
       assert.equal(docker(engine, ["images", "-q", "--filter", filter]), "");
+      // Its build steps too: the containerd store keeps each as an image of its own.
+      assert.deepEqual(
+        boxChain.filter((id) => dockerTry(engine, ["image", "inspect", id]).status === 0),
+        [],
+      );
       assert.equal(docker(engine, ["volume", "ls", "-q", "--filter", filter]), "");
       const status = await vm(["status"]);
       assert.equal(status.code, 4);
@@ -285,7 +303,7 @@ describe("image boxes and config discovery", () => {
     const image = ensureBusybox(engine);
     const name = uniqueName("fail");
     const project = makeProject({
-      Dockerfile: `FROM ${image}\nRUN echo fine\nRUN sh -c 'echo broken-step >&2; exit 3'\n`,
+      Dockerfile: `FROM ${image}\nRUN echo fine-${name}\nRUN sh -c 'echo broken-step >&2; exit 3'\n`,
       "vm.yaml": `project:\n  name: ${name}\nvm:\n  box: ./Dockerfile\n`,
     });
     try {
@@ -298,6 +316,8 @@ describe("image boxes and config discovery", () => {
       );
       assert.equal(docker(engine, ["ps", "-aq", "--filter", `label=dev.vm.project=${name}`]), "");
     } finally {
+      // The step that succeeded stays as build cache (as with docker build): this test's own, removed here.
+      removeStepImages(engine, name);
       project.cleanup();
     }
   });

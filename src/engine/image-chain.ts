@@ -4,12 +4,19 @@ import { EngineError } from "./http.ts";
 /**
  * Removes an image and the untagged images of its build steps. The classic store removes those with the
  * image; the containerd store keeps each step as a dangling image, so walk the parents until a tagged one
- * (the FROM image). Returns false when the image itself is still in use (a container, or an image built on
- * it: a 409), leaving it to its owner.
+ * (the FROM image). With `untag`, the image's tags go first, so that an image still in use (a container,
+ * or an image built on it: a 409) stays only as an untagged base, left to its owner; returns false then.
  */
-export async function removeImageChain(engine: Engine, id: string): Promise<boolean> {
+export async function removeImageChain(
+  engine: Engine,
+  id: string,
+  options: { untag?: boolean } = {},
+): Promise<boolean> {
   const image = await engine.images.inspect(id);
   if (!image) return true;
+  // The parent is known from here on: on the containerd store, removing an image's last tag removes the
+  // image record, and the only record of its parent with it.
+  if (options.untag) for (const tag of image.tags) await removeIfUnused(engine, tag);
   if (!(await removeIfUnused(engine, id))) return false;
   if (image.parent) await removeUntaggedAncestors(engine, image.parent);
   return true;

@@ -246,8 +246,7 @@ export async function destroyEnvironment(
     const name = image.tags[0] ?? image.id;
     // Untagged first: an image built on the box (a snapshot of the environment) keeps it alive as its
     // base, and then only that snapshot's deletion may remove it; it must not stay behind as vm-box/...
-    for (const tag of image.tags) await engine.images.remove(tag).catch(ignoreGone);
-    if (await removeImageChain(engine, image.id)) images.push(name);
+    if (await removeImageChain(engine, image.id, { untag: true })) images.push(name);
     else keptImages.push(name);
   }
   const volumes: string[] = [];
@@ -276,9 +275,4 @@ export async function inspectEnvironment(engine: Engine, config: Config): Promis
 export async function listEnvironments(engine: Engine, all: boolean): Promise<ContainerSummary[]> {
   const envs = await engine.containers.list({ [Label.managed]: "true", [Label.role]: "environment" });
   return all ? envs : envs.filter((e) => e.state === "running");
-}
-
-/** A tag already gone (404), or still needed by a container (409: then the image is kept, and said so). */
-function ignoreGone(error: unknown): void {
-  if (!(error instanceof EngineError && (error.status === 404 || error.status === 409))) throw error;
 }
