@@ -11,6 +11,7 @@ import { ensureBusybox, ensureToolsImage } from "./helpers/fixtures.ts";
 import {
   cleanupRun,
   makeProject,
+  removeStepImages,
   RUN_ID,
   runVm,
   TEST_LABEL,
@@ -324,8 +325,8 @@ for (const engine of availableEngines()) {
 
     it("--from-dockerfile with a failing build leaves no container, snapshot, tag or staged image", async () => {
       const image = ensureBusybox(engine);
-      const p = project({ Dockerfile: `FROM ${image}\nRUN echo step-one\nRUN exit 9\n` });
       const name = uniqueName("nobuild");
+      const p = project({ Dockerfile: `FROM ${image}\nRUN echo step-one-${name}\nRUN exit 9\n` });
       const containersBefore = docker(engine, ["ps", "-aq", "--filter", runLabel]);
       const res = await vm(["snapshot", "create", `@${name}`, "--from-dockerfile", "Dockerfile"], p.dir);
       assert.equal(res.code, 1);
@@ -335,6 +336,8 @@ for (const engine of availableEngines()) {
       assert.equal(docker(engine, ["images", "-q", "--filter", `label=dev.vm.snapshot=global/${name}`]), "");
       assert.equal(docker(engine, ["images", "-q", "--filter", runLabel, "vm-snapshot/staging"]), "");
       assert.equal((await vm(["snapshot", "inspect", `@${name}`], p.dir)).code, 4);
+      // The step that succeeded stays as build cache (as with docker build): this test's own, removed here.
+      removeStepImages(engine, name);
     });
 
     it("detects languages, tools and OS packages by running the image briefly", async () => {

@@ -132,6 +132,28 @@ function removeUnusedAncestors(engine: TestEngine, ancestors: Set<string>): void
   }
 }
 
+/**
+ * Removes the step images a failed build left (the engine keeps them as build cache, and they carry no
+ * label of vm's): the untagged images whose own step mentions `marker`, children before parents.
+ */
+export function removeStepImages(engine: TestEngine, marker: string): void {
+  const untagged = docker(engine, ["images", "-qa", "--no-trunc"])
+    .split("\n")
+    .filter(Boolean)
+    .filter((id, i, all) => all.indexOf(id) === i)
+    .filter((id) => dockerTry(engine, ["image", "inspect", "-f", "{{len .RepoTags}}", id]).stdout === "0");
+  const steps = untagged.filter((id) =>
+    dockerTry(engine, ["history", "--no-trunc", "--format", "{{.CreatedBy}}", id])
+      .stdout.split("\n")[0]
+      ?.includes(marker),
+  );
+  for (let pending = steps; pending.length > 0;) {
+    const left = pending.filter((id) => dockerTry(engine, ["rmi", "--no-prune", id]).status !== 0);
+    if (left.length === pending.length) break;
+    pending = left;
+  }
+}
+
 /** The IDs of every image this run labelled on one engine, sorted and joined: compare before and after. */
 export function runImages(engine: TestEngine): string {
   return docker(engine, ["images", "-qa", "--no-trunc", "--filter", `label=${TEST_LABEL}=${RUN_ID}`])

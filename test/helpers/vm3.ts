@@ -40,7 +40,8 @@ export function makeVm3File(dir: string, options: Vm3Options): string {
     mkdirSync(build);
     writeFileSync(
       join(build, "Dockerfile"),
-      `FROM ${ensureBusybox(engine)}\nRUN echo ${options.marker} > /marker\nLABEL ${TEST_LABEL}=${RUN_ID}\n`,
+      // The label first, so that the build's step images carry it too: the cleanup finds them by label.
+      `FROM ${ensureBusybox(engine)}\nLABEL ${TEST_LABEL}=${RUN_ID}\nRUN echo ${options.marker} > /marker\n`,
     );
     const tag = options.global
       ? `vm-snapshot/global/${name}:latest`
