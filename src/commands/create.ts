@@ -24,6 +24,10 @@ export const createCommand: CommandDef = {
       )
       .option("--from-dockerfile <path>", "the Dockerfile to build for --save-as")
       .option("--build-arg <KEY=VALUE...>", "build arguments for --from-dockerfile")
+      .option(
+        "--record-build-args",
+        "keep the build args' values in the snapshot's metadata (default: names only)",
+      )
       .option("-d, --description <text>", "description of the --save-as snapshot", ""),
   run: async (ctx: CommandContext, _args, options) => {
     if (options.saveAs !== undefined || options.fromDockerfile !== undefined) return saveAsBase(ctx, options);
@@ -70,6 +74,7 @@ async function saveAsBase(ctx: CommandContext, options: Record<string, unknown>)
     dockerfile: path,
     context: dirname(path),
     buildArgs: parseBuildArgs(options.buildArg, ctx.env),
+    recordBuildArgs: options.recordBuildArgs === true,
   });
   return {
     json: metadata,

@@ -18,7 +18,11 @@ export const snapshotCreateCommand: CommandDef = {
       .option("-f, --force", "overwrite a snapshot of that name (replaced only once the new one is complete)")
       .option("--from-dockerfile <path>", "build this Dockerfile instead of committing an environment")
       .option("--context <dir>", "build context for --from-dockerfile (default: the Dockerfile's folder)")
-      .option("--build-arg <KEY=VALUE...>", "build arguments for --from-dockerfile"),
+      .option("--build-arg <KEY=VALUE...>", "build arguments for --from-dockerfile")
+      .option(
+        "--record-build-args",
+        "keep the build args' values in the snapshot's metadata (default: names only)",
+      ),
   run: async (ctx, args, options) => {
     const input = args[0]!;
     const global = input.startsWith("@");
@@ -56,6 +60,7 @@ export const snapshotCreateCommand: CommandDef = {
             (options.context as string | undefined) ?? dirname(resolve(ctx.cwd, dockerfile)),
           ),
           buildArgs: parseBuildArgs(options.buildArg, ctx.env),
+          recordBuildArgs: options.recordBuildArgs === true,
           ...(projectDir ? { projectDir } : {}),
         })
       : await createFromEnvironment(services(ctx), {

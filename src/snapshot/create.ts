@@ -22,8 +22,13 @@ export type DockerfileOptions = CommonOptions & {
   dockerfile: string;
   context: string;
   buildArgs: Record<string, string>;
+  /** Record the build args' values in the metadata (by default only their names: values are often tokens). */
+  recordBuildArgs?: boolean;
   projectDir?: string;
 };
+
+const BUILD_ARGS_NOTE =
+  "build arg values are not recorded (they often hold tokens); vm snapshot create --record-build-args records them";
 
 export interface CommonOptions {
   ref: SnapshotRef;
@@ -161,7 +166,9 @@ async function buildSnapshot(services: Services, options: DockerfileOptions): Pr
     box: `Dockerfile ${options.dockerfile}`,
     dockerfile: options.dockerfile,
     dockerfileSha256: createHash("sha256").update(dockerfileBytes).digest("hex"),
-    buildArgs: options.buildArgs,
+    buildArgs: options.recordBuildArgs
+      ? options.buildArgs
+      : Object.fromEntries(Object.keys(options.buildArgs).map((key) => [key, null])),
     git,
   });
 }
@@ -186,7 +193,7 @@ interface Origin {
   box: string | null;
   dockerfile: string | null;
   dockerfileSha256: string | null;
-  buildArgs: Record<string, string>;
+  buildArgs: Record<string, string | null>;
   git: GitState | null;
 }
 
@@ -240,6 +247,7 @@ async function register(
         dockerfile: origin.dockerfile,
         dockerfile_sha256: origin.dockerfileSha256,
         build_args: origin.buildArgs,
+        ...(Object.values(origin.buildArgs).includes(null) ? { build_args_note: BUILD_ARGS_NOTE } : {}),
       },
       git: origin.git,
       ...(inventory.note ? { inventory_note: inventory.note } : {}),

@@ -31,7 +31,10 @@ export const metadataSchema = z.object({
     box: z.string().nullable(),
     dockerfile: z.string().nullable(),
     dockerfile_sha256: z.string().nullable(),
-    build_args: z.record(z.string(), z.string()),
+    /** Build args by name; a value only when the build was asked to record them (--record-build-args),
+     * null otherwise: a value is often a token (NPM_TOKEN), and the metadata travels with every export. */
+    build_args: z.record(z.string(), z.string().nullable()),
+    build_args_note: z.string().optional(),
   }),
   git: z.object({ branch: z.string().nullable(), commit: z.string(), dirty: z.boolean() }).nullable(),
   inventory_note: z.string().optional(),
