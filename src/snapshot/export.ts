@@ -203,5 +203,9 @@ async function* teeInto(source: AsyncIterable<Buffer>, scanner: SecretScanner): 
 }
 
 export function formatFindings(findings: SecretFinding[]): string {
-  return findings.map((f) => `  /${f.path}: ${f.kind}`).join("\n");
+  return findings
+    .map(
+      (f) => `  ${f.source === "config" ? "" : "/"}${f.path}: ${f.kind}${f.preview ? ` (${f.preview})` : ""}`,
+    )
+    .join("\n");
 }

@@ -121,7 +121,11 @@ const SECOND: Item[] = [
   { name: "root/.config/gcloud/credentials.db", content: "SQLite format 3" },
   { name: "root/.config/gcloud/application_default_credentials.json", content: '{"type":"authorized_user"}' },
   { name: "root/.azure/accessTokens.json", content: "[]" },
-  { name: "home/dev/.env.local", content: "export AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP\n" },
+  // An access key ID of the real shape (invented), assembled so repository scanners do not flag this file.
+  {
+    name: "home/dev/.env.local",
+    content: `export AWS_ACCESS_KEY_ID=${["AKIA", "Q3ZT7XWJ5LR2NB4K"].join("")}\n`,
+  },
   { name: "app/config.py", content: "KEY = 'AKIAABCDEFGHIJKLMNOP'\n" },
   { name: "root/.python_history", content: "import os\n" },
 ];
@@ -133,12 +137,18 @@ const THIRD: Item[] = [
 ];
 
 function expected([first, second, third]: string[]): SecretFinding[] {
-  const found = (path: string, kind: string, layer = ""): SecretFinding => ({ path, kind, layer });
+  const found = (path: string, kind: string, layer = "", preview?: string): SecretFinding => ({
+    path,
+    kind,
+    layer,
+    source: "file",
+    ...(preview ? { preview } : {}),
+  });
   return [
     found("certs/client.p12", "private key", second),
     found("etc/ssl/private/server.key", "private key", first),
     found("home/dev/.env", "token in .env file", first),
-    found("home/dev/.env.local", "cloud credentials", second),
+    found("home/dev/.env.local", "AWS access key", second, "AKIA…NB4K"),
     found("home/dev/.env.local", "token in .env file", second),
     found("home/dev/.zsh_history", "shell history", third),
     found("root/.aws/credentials", "cloud credentials", first),
@@ -211,10 +221,10 @@ describe("SecretScanner", () => {
     ]);
     const { save, names } = await legacySave([layer]);
     assert.deepEqual((await scan(save, { maxFileBytes: 1024 })).findings, [
-      { path: "root/.bash_history", kind: "shell history", layer: names[0] },
+      { path: "root/.bash_history", kind: "shell history", layer: names[0], source: "file" },
     ]);
     assert.deepEqual((await scan(save)).findings, [
-      { path: "root/.bash_history", kind: "shell history", layer: names[0] },
+      { path: "root/.bash_history", kind: "shell history", layer: names[0], source: "file" },
     ]);
   });
 

@@ -10,23 +10,32 @@ import { createGunzip, createZstdDecompress } from "node:zlib";
 import { detectCompression } from "../archive/codec.ts";
 import { drainedOrClosed } from "../archive/backpressure.ts";
 import { VmError } from "../errors.ts";
-import { kindsFound, provenByPath, ruleFor } from "./secret-rules.ts";
+import { isImageConfig, scanImageConfig } from "./secret-config.ts";
+import { kindsFound, provenByPath, ruleFor, searchForTokens } from "./secret-rules.ts";
+import { findTokens } from "./secret-tokens.ts";
 import { TarWalker, type EntryHandler, type TarEntry } from "./tar-walk.ts";
 
 export interface SecretFinding {
-  /** Where the file is in the image, e.g. `root/.ssh/id_rsa`. */
+  /** Where the file is in the image, e.g. `root/.ssh/id_rsa`; or, for the image config, `config: Env
+   * GITHUB_TOKEN` or `history: step 4`. */
   path: string;
   kind: string;
-  /** The save archive entry the layer came in, e.g. `<id>/layer.tar` or `blobs/sha256/<hex>`. */
+  /** The save archive entry the layer (or the config) came in, e.g. `<id>/layer.tar` or `blobs/sha256/<hex>`. */
   layer: string;
+  /** What the secret starts and ends with (`ghp_…6789`), when its format is known; never the secret. */
+  preview?: string;
+  /** A file in a layer, or the image's config (environment, labels, history). */
+  source?: "file" | "config";
 }
 
 const BLOCK = 512;
 // zlib's default 16 KiB output chunks cost a thread pool round trip each: a third of the speed of 64 KiB ones.
 const INFLATED_CHUNK = 64 * 1024;
+/** An image config is a few KiB (history and all); past this, a JSON entry is something else. */
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 interface LayerContext {
   readonly maxFileBytes: number;
-  record(path: string, kind: string): void;
+  record(path: string, kind: string, extra?: Pick<SecretFinding, "preview" | "source">): void;
   /** The layer cannot be parsed; counted once per layer however many parts of it fail. */
   fail(): void;
   /** Work that finishes after the bytes are in (a decompressing layer); result() waits for it. */
@@ -123,9 +132,9 @@ export class SecretScanner {
     return new LayerScan(
       {
         maxFileBytes: this.#maxFileBytes,
-        record: (path, kind) => {
-          const key = `${path}\u0000${kind}`;
-          if (!this.#findings.has(key)) this.#findings.set(key, { path, kind, layer: name });
+        record: (path, kind, extra = {}) => {
+          const key = `${path}\u0000${kind}\u0000${extra.preview ?? ""}`;
+          if (!this.#findings.has(key)) this.#findings.set(key, { path, kind, layer: name, ...extra });
         },
         fail: () => {
           if (!failed) this.skippedLayers += 1;
@@ -149,6 +158,7 @@ class LayerScan implements EntryHandler {
   #head: Buffer | null = Buffer.alloc(0);
   #tar: TarWalker | null = null;
   #inflate: Transform | null = null;
+  #json: { chunks: Buffer[]; bytes: number } | null = null;
   #skip = false;
 
   constructor(context: LayerContext, mayDecompress: boolean) {
@@ -182,6 +192,7 @@ class LayerScan implements EntryHandler {
     }
     if (this.#skip) return;
     if (this.#inflate) this.#inflate.end();
+    else if (this.#json) this.#config(Buffer.concat(this.#json.chunks));
     else if (this.#tar) {
       try {
         this.#tar.finish();
@@ -212,6 +223,8 @@ class LayerScan implements EntryHandler {
         }),
       );
       this.#inflate = inflate;
+    } else if (this.#mayDecompress && head[0] === 0x7b) {
+      this.#json = { chunks: [], bytes: 0 }; // "{": a JSON document of the save, perhaps the image config
     } else if (head.length >= 263 && head.toString("latin1", 257, 262) === "ustar") {
       this.#tar = new TarWalker((entry) => this.#file(entry));
     } else {
@@ -221,6 +234,12 @@ class LayerScan implements EntryHandler {
 
   #feed(chunk: Buffer): void | Promise<void> {
     if (this.#skip) return;
+    if (this.#json) {
+      this.#json.bytes += chunk.length;
+      if (this.#json.bytes > MAX_CONFIG_BYTES) this.#skip = true;
+      else this.#json.chunks.push(Buffer.from(chunk));
+      return;
+    }
     if (this.#inflate) {
       if (this.#inflate.destroyed) return;
       // zlib keeps the chunk until it has read it; the caller's chunk is only lent.
@@ -238,21 +257,43 @@ class LayerScan implements EntryHandler {
     }
   }
 
+  /** A JSON entry of the save: when it is the image config, its environment, labels and history. */
+  #config(bytes: Buffer): void {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(bytes.toString("utf8"));
+    } catch {
+      return; // not JSON after all: some other file of the save, not ours to judge
+    }
+    if (!isImageConfig(doc)) return;
+    for (const finding of scanImageConfig(doc))
+      this.#context.record(finding.path, finding.kind, { preview: finding.preview, source: "config" });
+  }
+
   #file(entry: TarEntry): EntryHandler | undefined {
     const path = entry.name.replace(/^(?:\.?\/)+/, "");
-    const rule = entry.type === "file" ? ruleFor(path) : undefined;
-    if (rule === undefined) return undefined;
+    if (entry.type !== "file" || entry.size === 0) return undefined;
+    const rule = ruleFor(path);
+    if (rule === undefined && !searchForTokens(path)) return undefined;
     const context = this.#context;
+    const file = { source: "file" } as const;
     if (entry.size > context.maxFileBytes) {
-      if (provenByPath(rule)) context.record(path, rule.kind);
+      if (rule && provenByPath(rule)) context.record(path, rule.kind, file);
       return undefined;
     }
     const chunks: Buffer[] = [];
     return {
       data: (chunk) => void chunks.push(Buffer.from(chunk)),
       end: () => {
-        const text = Buffer.concat(chunks).toString("latin1");
-        for (const kind of kindsFound(rule, text, entry.size)) context.record(path, kind);
+        const bytes = Buffer.concat(chunks);
+        const text = bytes.toString("latin1");
+        // A NUL early on: a binary file, whose chance byte runs would only look like tokens.
+        const tokens = rule === undefined && bytes.subarray(0, 1024).includes(0) ? [] : findTokens(text);
+        for (const token of tokens) context.record(path, token.kind, { ...file, preview: token.preview });
+        // The path's rule, unless a token of the same kind already says it with a preview.
+        if (rule)
+          for (const kind of kindsFound(rule, text, entry.size))
+            if (!tokens.some((token) => token.kind === kind)) context.record(path, kind, file);
       },
     };
   }
