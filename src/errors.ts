@@ -11,6 +11,8 @@ export const ExitCode = {
   conflict: 5,
   engine: 6,
   integrity: 7,
+  /** `vm snapshot scan` found likely secrets: not a failure of vm, a finding a script can branch on. */
+  secretsFound: 8,
   interrupted: 130,
 } as const;
 

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { readEntries } from "./helpers/archives.ts";
 import { availableEngines } from "./helpers/engines.ts";
 import { ensureBusybox } from "./helpers/fixtures.ts";
+import { DECOYS, PLANTED, SECRET_VALUES, T, writeSecretsContext } from "./helpers/planted-secrets.ts";
 import { cleanupRun, makeProject, runVm, uniqueName } from "./helpers/vm.ts";
 
 /** What vm itself records about a snapshot must never carry a secret the user handed to the build. */
@@ -62,3 +63,125 @@ for (const engine of availableEngines()) {
     });
   });
 }
+
+interface Finding {
+  path: string;
+  kind: string;
+  preview?: string;
+  source?: string;
+}
+
+/** The scan finds what people leak, names where and what, shows only a redacted preview, and stays quiet on decoys. */
+for (const engine of availableEngines()) {
+  describe(`the secret scan of a planted image (${engine.name})`, () => {
+    const dir = mkdtempSync(join(tmpdir(), "vm-planted-"));
+    const env = { XDG_CONFIG_HOME: join(dir, "home") };
+    const vm = (args: string[], cwd = dir) => runVm(args, { cwd, engine, env });
+    const name = uniqueName("planted");
+    const file = join(dir, `${name}.snapshot.tar.gz`);
+    let findings: Finding[] = [];
+    after(() => {
+      cleanupRun(engine);
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    before(async () => {
+      const context = join(dir, "context");
+      writeSecretsContext(context, ensureBusybox(engine));
+      const made = await vm([
+        "snapshot",
+        "create",
+        `@${name}`,
+        "--from-dockerfile",
+        join(context, "Dockerfile"),
+        "--build-arg",
+        `NPM_TOKEN=${T.npm}`,
+        "--build-arg",
+        `DEPLOY_SECRET=${T.deploySecret}`,
+      ]);
+      assert.equal(made.code, 0, made.stderr);
+    });
+
+    it("vm snapshot scan @name reports every planted secret with a redacted preview, and exits 8", async () => {
+      const scan = await vm(["snapshot", "scan", `@${name}`, "--json"]);
+      assert.equal(scan.code, 8, scan.stderr);
+      findings = (JSON.parse(scan.stdout) as { findings: Finding[] }).findings;
+      for (const [path, kind] of PLANTED) {
+        const at = findings.filter((f) =>
+          path === "history" ? f.path.startsWith("history: step ") : f.path === path,
+        );
+        assert.ok(
+          at.some((f) => kind.test(f.kind)),
+          `${path}: ${kind} not reported; found there: ${JSON.stringify(at)}`,
+        );
+      }
+      assert.ok(PLANTED.length >= 30);
+      for (const f of findings.filter((f) => f.preview !== undefined))
+        assert.match(f.preview!, /^.{1,33}….{0,4}$/);
+      for (const value of SECRET_VALUES) {
+        assert.equal(
+          scan.stdout.includes(value),
+          false,
+          `the scan printed a secret in full: ${value.slice(0, 6)}…`,
+        );
+        assert.equal(scan.stderr.includes(value), false);
+      }
+    });
+
+    it("stays quiet on decoys: a CA bundle, .env.example, docs, lock files, base64, libraries' fixtures", () => {
+      assert.ok(findings.length > 0, "the scan above ran");
+      const loud = findings.filter((f) => DECOYS.some((decoy) => f.path === decoy));
+      assert.deepEqual(loud, []);
+    });
+
+    it("export warns with the same findings, and scanning the file finds them without an engine", async () => {
+      const exported = await vm(["snapshot", "export", `@${name}`, "-o", file]);
+      assert.equal(exported.code, 0, exported.stderr);
+      assert.match(exported.stderr, /Warning: the image holds likely secrets/);
+      assert.match(exported.stderr, /config: Env GITHUB_TOKEN: GitHub token \(ghp_…/);
+      assert.match(exported.stderr, /\/root\/\.codex\/auth\.json: Codex login/);
+      for (const value of SECRET_VALUES) assert.equal(exported.stderr.includes(value), false);
+      const scan = await runVm(["snapshot", "scan", file, "--json"], {
+        cwd: dir,
+        engine: { ...engine, host: "unix:///nonexistent/vm-no-engine.sock" },
+        env,
+      });
+      assert.equal(scan.code, 8, scan.stderr);
+      const key = (f: Finding) => `${f.path}\u0000${f.kind}\u0000${f.preview ?? ""}`;
+      const fromFile = (JSON.parse(scan.stdout) as { findings: Finding[] }).findings.map(key).sort();
+      assert.deepEqual(fromFile, findings.map(key).sort());
+    });
+
+    it("--fail-on-secrets refuses and writes nothing", async () => {
+      const refused = join(dir, "refused.snapshot.tar.gz");
+      const res = await vm(["snapshot", "export", `@${name}`, "-o", refused, "--fail-on-secrets"]);
+      assert.equal(res.code, 1);
+      assert.match(res.stderr, /likely secrets, so nothing was exported/);
+      assert.equal(existsSync(refused), false);
+    });
+  });
+}
+
+describe("vm snapshot scan of a clean image", () => {
+  const engine = availableEngines()[0]!;
+  const dir = mkdtempSync(join(tmpdir(), "vm-clean-"));
+  const env = { XDG_CONFIG_HOME: join(dir, "home") };
+  after(() => {
+    cleanupRun(engine);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("says so and exits 0", async () => {
+    const name = uniqueName("clean");
+    const p = makeProject({ Dockerfile: `FROM ${ensureBusybox(engine)}\nRUN echo ${name} > /m\n` });
+    try {
+      const vm = (args: string[]) => runVm(args, { cwd: p.dir, engine, env });
+      assert.equal((await vm(["snapshot", "create", `@${name}`, "--from-dockerfile", "Dockerfile"])).code, 0);
+      const scan = await vm(["snapshot", "scan", `@${name}`]);
+      assert.equal(scan.code, 0, scan.stderr);
+      assert.match(scan.stdout, new RegExp(`No likely secrets in @${name}`));
+    } finally {
+      p.cleanup();
+    }
+  });
+});

@@ -10,6 +10,7 @@ import { snapshotDeleteCommand } from "../commands/snapshot-delete.ts";
 import { snapshotExportCommand } from "../commands/snapshot-export.ts";
 import { snapshotImportCommand } from "../commands/snapshot-import.ts";
 import { snapshotVerifyCommand } from "../commands/snapshot-verify.ts";
+import { snapshotScanCommand } from "../commands/snapshot-scan.ts";
 import { snapshotInspectCommand } from "../commands/snapshot-inspect.ts";
 import { snapshotListCommand } from "../commands/snapshot-list.ts";
 import { snapshotRestoreCommand } from "../commands/snapshot-restore.ts";
@@ -37,4 +38,5 @@ export const commands: CommandDef[] = [
   snapshotExportCommand,
   snapshotImportCommand,
   snapshotVerifyCommand,
+  snapshotScanCommand,
 ];

@@ -1,0 +1,112 @@
+/**
+ * `vm snapshot scan`: the export's secret scan on demand, over a registered snapshot (its image as the
+ * engine saves it) or a snapshot file (its image entries, decompressed as they stream past), writing
+ * nothing. One pass, the same scanner the export tees its save stream into.
+ */
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createDecompressor, detectCompression, type Compression } from "../archive/compression.ts";
+import type { Services } from "../env/box.ts";
+import { ExitCode, VmError } from "../errors.ts";
+import { describeRef } from "./names.ts";
+import { findSnapshot } from "./resolve.ts";
+import { SecretScanner, type SecretFinding } from "./secrets.ts";
+import { openInput } from "./input.ts";
+import { TarWalker } from "./tar-walk.ts";
+
+export interface ScanResult {
+  /** `@name`, or the file's path ("-": standard input). */
+  target: string;
+  findings: SecretFinding[];
+  skippedLayers: number;
+}
+
+export async function scanSnapshot(
+  services: Services,
+  options: { name: string; project: string | undefined },
+): Promise<ScanResult> {
+  const { ref, metadata } = await findSnapshot(
+    services.snapshots,
+    options.name,
+    options.project,
+    services.log,
+  );
+  if (!(await services.engine.images.inspect(metadata.engine_image_id)))
+    throw new VmError(
+      "SNAPSHOT_IMAGE_MISSING",
+      `Snapshot ${describeRef(ref)} is registered, but the engine no longer has its image ${metadata.image_tag}`,
+      {
+        hint: "Re-create the snapshot (vm snapshot create --force) or import it again",
+        exitCode: ExitCode.notFound,
+      },
+    );
+  const scanner = new SecretScanner();
+  const save = await services.engine.images.saveBorrowed(metadata.engine_image_id);
+  try {
+    for await (const chunk of save) {
+      const wait = scanner.push(chunk);
+      if (wait) await wait;
+    }
+    scanner.end();
+  } catch (error) {
+    scanner.abort(error as Error);
+    throw error;
+  }
+  return { target: describeRef(ref), findings: await scanner.result(), skippedLayers: scanner.skippedLayers };
+}
+
+/** A snapshot file's images (`images/*.tar`: ours and vm 3.x's), without an engine. */
+export async function scanFile(input: string, cwd: string, stdin: Readable): Promise<ScanResult> {
+  const { stream, path } = await openInput(input, cwd, stdin);
+  const shown = path === "-" ? "standard input" : path;
+  const scanner = new SecretScanner();
+  let images = 0;
+  const outer = new TarWalker((entry) => {
+    if (entry.type !== "file" || !/^images\/[^/]+\.tar$/.test(entry.name)) return undefined;
+    images += 1;
+    return { data: (chunk) => scanner.push(chunk), end: () => {} };
+  });
+  const walk = async (source: AsyncIterable<Buffer>): Promise<void> => {
+    for await (const chunk of source) {
+      const waits: Promise<void>[] = [];
+      outer.push(chunk, waits);
+      if (waits.length > 0) await Promise.all(waits);
+    }
+    outer.finish();
+  };
+  try {
+    const { compression, bytes } = await peek(stream);
+    if (compression === "none") await pipeline(bytes, walk);
+    else await pipeline(bytes, createDecompressor(compression), walk);
+    scanner.end();
+  } catch (error) {
+    scanner.abort(error as Error);
+    throw new VmError(
+      "SCAN_UNREADABLE",
+      `${shown} cannot be read as a snapshot file: ${(error as Error).message}`,
+      {
+        hint: `Check it with: vm snapshot verify ${input}`,
+        exitCode: ExitCode.integrity,
+        cause: error,
+      },
+    );
+  }
+  if (images === 0)
+    throw new VmError("SCAN_NO_IMAGE", `${shown} holds no image to scan`, {
+      hint: `Is it a snapshot file? vm snapshot inspect ${input} shows what it holds`,
+      exitCode: ExitCode.integrity,
+    });
+  return { target: path, findings: await scanner.result(), skippedLayers: scanner.skippedLayers };
+}
+
+/** The stream's compression, from its first chunk, and the stream again with that chunk in front. */
+async function peek(stream: Readable): Promise<{ compression: Compression; bytes: Readable }> {
+  const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const first = await chunks.next();
+  const head = first.done ? Buffer.alloc(0) : first.value;
+  async function* again(): AsyncGenerator<Buffer> {
+    yield head;
+    for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
+  }
+  return { compression: detectCompression(head), bytes: Readable.from(again()) };
+}
