@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -157,7 +157,53 @@ for (const engine of availableEngines()) {
       const res = await vm(["snapshot", "export", `@${name}`, "-o", refused, "--fail-on-secrets"]);
       assert.equal(res.code, 1);
       assert.match(res.stderr, /likely secrets, so nothing was exported/);
+      // Refused on the image config and history, before the save stream was read: no file's finding.
+      assert.match(res.stderr, /config: Env GITHUB_TOKEN: GitHub token/);
+      assert.match(res.stderr, /history: step \d+: npm token/);
+      assert.doesNotMatch(res.stderr, /\/root\/\.codex\/auth\.json/);
       assert.equal(existsSync(refused), false);
+      assert.deepEqual(
+        readdirSync(dir).filter((f) => f.startsWith("refused")),
+        [],
+      );
+    });
+
+    it("--allow and secrets.ignore let known findings through, by place, file name or kind", async () => {
+      const ignore = join(dir, "home", "vm", "secrets.ignore");
+      writeFileSync(ignore, "# fixtures\n/root/.ssh/*\nSlack webhook   # the team's alerts\n*.tfrc.json\n");
+      try {
+        const scan = await vm([
+          "snapshot",
+          "scan",
+          `@${name}`,
+          "--json",
+          "--allow",
+          "config:*",
+          "--allow",
+          "history:*",
+        ]);
+        assert.equal(scan.code, 8, scan.stderr);
+        const result = JSON.parse(scan.stdout) as { findings: Finding[]; allowed: number };
+        const left = (test: (f: Finding) => boolean) => result.findings.filter(test);
+        assert.deepEqual(
+          left((f) => /^(?:config|history):/.test(f.path)),
+          [],
+        );
+        assert.deepEqual(
+          left((f) => f.path.startsWith("root/.ssh/") || f.kind === "Slack webhook"),
+          [],
+        );
+        assert.deepEqual(
+          left((f) => f.path.endsWith(".tfrc.json")),
+          [],
+        );
+        assert.ok(left((f) => f.path === "root/.codex/auth.json").length > 0, "the rest is still reported");
+        assert.equal(result.allowed, findings.length - result.findings.length);
+        const text = await vm(["snapshot", "scan", `@${name}`, "--allow", "config:*"]);
+        assert.match(text.stdout, /\d+ finding\(s\) allowed by secrets.ignore or --allow/);
+      } finally {
+        rmSync(ignore, { force: true });
+      }
     });
   });
 }

@@ -27,6 +27,12 @@ export const snapshotExportCommand: CommandDef = {
       )
       .option("--fail-on-secrets", "refuse to export when the image holds likely secrets")
       .option(
+        "--allow <pattern>",
+        "a finding known to be fine: a path glob, a file name or a kind; repeatable (also: secrets.ignore)",
+        (value: string, previous: string[]) => [...previous, value],
+        [] as string[],
+      )
+      .option(
         "--sign <key>",
         "sign the file with this ed25519 private key (OpenSSH format, e.g. ~/.ssh/id_ed25519)",
       ),
@@ -48,6 +54,7 @@ export const snapshotExportCommand: CommandDef = {
       compression,
       ...(level !== undefined ? { level } : {}),
       failOnSecrets: options.failOnSecrets === true,
+      allow: (options.allow as string[] | undefined) ?? [],
       includeVolumes: options.includeVolumes === true,
       ...(typeof options.sign === "string" ? { sign: options.sign } : {}),
       spoolDir: join(ctx.env.XDG_CACHE_HOME || join(ctx.env.HOME || homedir(), ".cache"), "vm"),
@@ -57,9 +64,12 @@ export const snapshotExportCommand: CommandDef = {
     progress.finish();
     if (result.secrets.length > 0) {
       ctx.io.stderr.write(
-        `Warning: the image holds likely secrets; whoever gets the file can read them:\n${formatFindings(result.secrets)}\n`,
+        `Warning: the image holds likely secrets; whoever gets the file can read them:\n${formatFindings(result.secrets)}\n` +
+          "  known to be fine? allow them with --allow PATTERN or in secrets.ignore (docs/security.md)\n",
       );
     }
+    if (result.allowedSecrets > 0)
+      ctx.io.stderr.write(`  ${result.allowedSecrets} finding(s) allowed by secrets.ignore or --allow\n`);
     const summary =
       `Exported ${result.name} to ${result.target === "-" ? "standard output" : result.target}: ` +
       `${formatBytes(result.bytesWritten)} (image ${formatBytes(result.imageBytes)}, ${compression}) in ${formatDuration(Date.now() - started)}\n` +

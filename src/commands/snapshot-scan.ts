@@ -1,3 +1,4 @@
+import { dirname } from "node:path";
 import { services } from "../cli/context.ts";
 import type { CommandDef } from "../cli/command.ts";
 import { ExitCode } from "../errors.ts";
@@ -13,13 +14,18 @@ export const snapshotScanCommand: CommandDef = {
   usesConfig: true,
   json: true,
   configure: (cmd) =>
-    cmd.argument(
-      "<name|file>",
-      "a snapshot (@name: the global one), or a snapshot file; - for standard input",
-    ),
-  run: async (ctx, args) => {
+    cmd
+      .argument("<name|file>", "a snapshot (@name: the global one), or a snapshot file; - for standard input")
+      .option(
+        "--allow <pattern>",
+        "a finding known to be fine: a path glob, a file name or a kind; repeatable (also: secrets.ignore)",
+        (value: string, previous: string[]) => [...previous, value],
+        [] as string[],
+      ),
+  run: async (ctx, args, options) => {
     const target = args[0]!;
     const { formatFindings } = await import("../snapshot/export.ts");
+    const { allowPatterns, withoutAllowed } = await import("../snapshot/secret-allow.ts");
     const scan = await import("../snapshot/scan.ts");
     const result = looksLikeFile(target)
       ? await scan.scanFile(target, ctx.cwd, ctx.io.stdin)
@@ -27,21 +33,26 @@ export const snapshotScanCommand: CommandDef = {
           name: target,
           project: (await snapshotProject(ctx, target, false))?.name,
         });
+    const patterns = await allowPatterns(
+      dirname(services(ctx).snapshots.root),
+      (options.allow as string[] | undefined) ?? [],
+    );
+    const { findings, allowed } = withoutAllowed(result.findings, patterns);
     const shown = result.target === "-" ? "standard input" : result.target;
-    const skipped =
-      result.skippedLayers > 0
+    const notes =
+      (allowed > 0 ? `  ${allowed} finding(s) allowed by secrets.ignore or --allow\n` : "") +
+      (result.skippedLayers > 0
         ? `  ${result.skippedLayers} layer(s) could not be read and were not scanned\n`
-        : "";
-    const found = result.findings.length;
+        : "");
     return {
-      json: { target: result.target, findings: result.findings, skipped_layers: result.skippedLayers },
+      json: { target: result.target, findings, allowed, skipped_layers: result.skippedLayers },
       text:
-        (found === 0
+        (findings.length === 0
           ? `No likely secrets in ${shown}\n`
-          : `${found} likely secret(s) in ${shown}; whoever gets it can read them:\n${formatFindings(result.findings)}\n` +
-            `  remove them and create the snapshot again; docs/security.md lists what the scan looks for\n`) +
-        skipped,
-      exitCode: found === 0 ? 0 : ExitCode.secretsFound,
+          : `${findings.length} likely secret(s) in ${shown}; whoever gets it can read them:\n${formatFindings(findings)}\n` +
+            "  remove them and create the snapshot again, or allow what is known to be fine (--allow PATTERN, secrets.ignore)\n") +
+        notes,
+      exitCode: findings.length === 0 ? 0 : ExitCode.secretsFound,
     };
   },
 };

@@ -96,6 +96,15 @@ export class DockerImageClient implements ImageClient {
     };
   }
 
+  async history(ref: string): Promise<string[]> {
+    const steps = await this.http.json<{ CreatedBy?: string }[]>(
+      "GET",
+      `/images/${enc(ref)}/history`,
+      `Reading the history of image ${ref}`,
+    );
+    return steps.map((step) => step.CreatedBy ?? "").reverse(); // the engine lists the newest first
+  }
+
   async tag(source: string, repo: string, tag: string): Promise<void> {
     await this.http.call("POST", `/images/${enc(source)}/tag`, `Tagging ${source} as ${repo}:${tag}`, {
       query: { repo, tag },

@@ -20,6 +20,8 @@ export interface Engine {
 export interface ImageClient {
   build(options: BuildOptions): Promise<string>;
   inspect(ref: string): Promise<ImageDetails | undefined>;
+  /** The `created_by` line of each history step, oldest first (as the image config lists them). */
+  history(ref: string): Promise<string[]>;
   list(labels: Record<string, string>): Promise<ImageSummary[]>;
   remove(ref: string, options?: { force?: boolean }): Promise<void>;
   pull(ref: string, onProgress?: (line: string) => void): Promise<void>;

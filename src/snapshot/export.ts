@@ -14,6 +14,8 @@ import { ENTRY, FORMAT_VERSION, HEAD_ENTRIES, documents, type Checksums, type Ma
 import { platformString } from "./metadata.ts";
 import { describeRef } from "./names.ts";
 import { findSnapshot } from "./resolve.ts";
+import { allowPatterns, withoutAllowed } from "./secret-allow.ts";
+import { scanImageConfig } from "./secret-config.ts";
 import { SecretScanner, type SecretFinding } from "./secrets.ts";
 import { loadSigner, signChecksums } from "./signing.ts";
 import { projectVolumes, readVolume } from "./volumes.ts";
@@ -28,6 +30,8 @@ export interface ExportOptions {
   compression: Compression;
   level?: number;
   failOnSecrets: boolean;
+  /** `--allow` patterns, on top of secrets.ignore's. */
+  allow?: string[];
   /** Path of an ed25519 private key to sign the file with. */
   sign?: string;
   /** Also carry the project's named volumes (the project: --project, the snapshot's, or vm.yaml's). */
@@ -43,6 +47,8 @@ export interface ExportResult {
   bytesWritten: number;
   imageBytes: number;
   secrets: SecretFinding[];
+  /** Findings secrets.ignore or --allow let through unreported. */
+  allowedSecrets: number;
   manifest: Manifest;
 }
 
@@ -66,6 +72,20 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
         exitCode: ExitCode.notFound,
       },
     );
+  }
+  // What the image's config and history show needs no save stream: refuse before writing a byte.
+  const allow = await allowPatterns(dirname(services.snapshots.root), options.allow ?? []);
+  if (options.failOnSecrets) {
+    const inConfig = scanImageConfig({
+      rootfs: {},
+      config: { Env: image.config.env, Labels: image.labels },
+      history: (await engine.images.history(image.id)).map((line) => ({ created_by: line })),
+    });
+    const shown = withoutAllowed(
+      inConfig.map((f) => ({ ...f, layer: "config", source: "config" as const })),
+      allow,
+    );
+    if (shown.findings.length > 0) throw secretsFound(shown.findings);
   }
   const info = await engine.info();
   const toStdout = options.output === "-";
@@ -133,7 +153,7 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
       // once; the compressor copies them into its own buffers.
       const save = await engine.images.saveBorrowed(metadata.engine_image_id);
       const imageEntry = await writer.addStream(ENTRY.image, teeInto(save, scanner), options.onBytes);
-      const secrets = await scanner.result();
+      const { findings: secrets, allowed: allowedSecrets } = withoutAllowed(await scanner.result(), allow);
       for (const volume of volumes) {
         const { tar, close } = await readVolume(
           engine,
@@ -148,16 +168,7 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
         }
       }
       checkFault(services.env, "export-after-image");
-      if (secrets.length > 0 && options.failOnSecrets) {
-        throw new VmError(
-          "SECRETS_FOUND",
-          `The image holds likely secrets, so nothing was exported:\n${formatFindings(secrets)}`,
-          {
-            hint: "Remove them from the environment and create the snapshot again, or export without --fail-on-secrets",
-            exitCode: ExitCode.failure,
-          },
-        );
-      }
+      if (secrets.length > 0 && options.failOnSecrets) throw secretsFound(secrets);
       const checksums: Checksums = {
         version: FORMAT_VERSION,
         manifest_sha256: sha256(manifestBytes),
@@ -178,6 +189,7 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
         bytesWritten: sink.position,
         imageBytes: imageEntry.size,
         secrets,
+        allowedSecrets,
         manifest,
       };
     } catch (error) {
@@ -200,6 +212,17 @@ async function* teeInto(source: AsyncIterable<Buffer>, scanner: SecretScanner): 
     scanner.abort(error as Error);
     throw error;
   }
+}
+
+function secretsFound(findings: SecretFinding[]): VmError {
+  return new VmError(
+    "SECRETS_FOUND",
+    `The image holds likely secrets, so nothing was exported:\n${formatFindings(findings)}`,
+    {
+      hint: "Remove them from the environment and create the snapshot again, or export without --fail-on-secrets",
+      exitCode: ExitCode.failure,
+    },
+  );
 }
 
 export function formatFindings(findings: SecretFinding[]): string {
