@@ -159,7 +159,7 @@ const TEXT_ROOTS = /^(?:root|home\/[^/]+|etc|workspace)\//;
 /** Inside those, what tools download or generate (package caches, toolchains, libraries), not what people
  * write: searching them costs time and finds only other projects' test fixtures. */
 const GENERATED =
-  /\/(?:node_modules|\.npm|\.cache|\.rustup|\.cargo\/registry|\.cargo\/git|site-packages|dist-packages|\.local\/lib|\.local\/share\/pnpm|go\/pkg|\.m2\/repository|\.gradle\/caches|\.git)\//;
+  /\/(?:node_modules|\.npm|\.cache|\.rustup|\.cargo\/registry|\.cargo\/git|site-packages|dist-packages|\.local\/lib|\.local\/share\/(?:pnpm|nvim|uv)|\.local\/pipx|\.nvm|\.pyenv|\.rbenv|\.sdkman|\.bun|\.deno|\.vscode-server|\.cursor-server|go\/pkg|\.m2\/repository|\.gradle\/(?:caches|wrapper)|\.git\/objects)\//;
 
 /** Whether a file with no path rule should still be searched for tokens. */
 export function searchForTokens(path: string): boolean {
