@@ -116,8 +116,19 @@ for (const engine of availableEngines()) {
         );
       }
       assert.ok(PLANTED.length >= 30);
+      // Each planted place shows a redacted preview (a private key is named, not previewed).
+      for (const path of new Set(PLANTED.map(([p]) => p)).values()) {
+        if (path === "root/.ssh/id_ed25519") continue;
+        const at = findings.filter((f) =>
+          path === "history" ? f.path.startsWith("history: step ") : f.path === path,
+        );
+        assert.ok(
+          at.some((f) => f.preview),
+          `${path}: no finding with a preview: ${JSON.stringify(at)}`,
+        );
+      }
       for (const f of findings.filter((f) => f.preview !== undefined))
-        assert.match(f.preview!, /^.{1,33}….{0,4}$/);
+        assert.match(f.preview!, /^.{0,33}….{0,4}$/);
       for (const value of SECRET_VALUES) {
         assert.equal(
           scan.stdout.includes(value),

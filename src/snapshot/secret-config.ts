@@ -5,7 +5,7 @@
  * name says secret (`*_TOKEN`, `*_PASSWORD`, `API_KEY`, …) and the value looks like one rather than a path,
  * a number, a placeholder or a reference to another variable.
  */
-import { entropy, findTokens, redact } from "./secret-tokens.ts";
+import { entropy, findTokens, redactValue } from "./secret-tokens.ts";
 
 export interface ConfigFinding {
   /** `config: Env GITHUB_TOKEN`, `config: Label api.key`, `history: step 4`. */
@@ -32,7 +32,7 @@ export function secretByName(name: string, value: string): boolean {
 function findingsOf(where: string, name: string | null, value: string): ConfigFinding[] {
   const found = findTokens(value).map((t) => ({ path: where, kind: t.kind, preview: t.preview }));
   if (found.length === 0 && name !== null && secretByName(name, value))
-    found.push({ path: where, kind: `secret in ${name}`, preview: redact(value, 2) });
+    found.push({ path: where, kind: `secret in ${name}`, preview: redactValue(value) });
   return found;
 }
 
@@ -79,7 +79,7 @@ export function scanImageConfig(doc: Record<string, unknown>): ConfigFinding[] {
     // A build arg whose value has no token format of its own, but whose name says secret.
     for (const [name, value] of buildArgsOf(line))
       if (findTokens(value).length === 0 && secretByName(name, value))
-        findings.push({ path: where, kind: `secret in build arg ${name}`, preview: redact(value, 2) });
+        findings.push({ path: where, kind: `secret in build arg ${name}`, preview: redactValue(value) });
   });
   return findings;
 }

@@ -32,7 +32,7 @@ describe("ruleFor", () => {
     const gh = ruleFor("root/.config/gh/hosts.yml")!;
     assert.deepEqual(kindsFound(gh, "github.com:\n    user: dev\n    git_protocol: https\n", 40), []);
     assert.deepEqual(kindsFound(gh, "github.com:\n    oauth_token: gho_0123abcdEFGH4567\n", 40), [
-      "GitHub CLI login",
+      { kind: "GitHub CLI login", preview: "gh…4567" },
     ]);
   });
 });

@@ -7,6 +7,8 @@
  * self-identifying tokens (secret-tokens.ts).
  */
 
+import { redactValue } from "./secret-tokens.ts";
+
 const PRIVATE_KEY = "private key";
 const CLOUD = "cloud credentials";
 const PEM_PRIVATE_KEY = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/;
@@ -16,14 +18,18 @@ const ENV_TEMPLATES = new Set(["example", "sample", "template", "dist", "default
 
 export interface Rule {
   kind: string;
-  /** Decides on the content (latin1) of a file no larger than maxFileBytes. */
-  found: (text: string, size: number) => boolean;
+  /** Decides on the content (latin1) of a file no larger than maxFileBytes; a string is the secret itself
+   * (for a redacted preview). */
+  found: (text: string, size: number) => boolean | string;
   /** The rule applies only to a path that ends like this, e.g. `/.aws/credentials`. */
   suffix?: string;
 }
 
 const always = (): boolean => true;
 const nonEmpty = (_text: string, size: number): boolean => size > 0;
+/** A file that is the secret (a token file): its first line. */
+const tokenFile = (text: string, size: number): boolean | string =>
+  size > 0 && (/^\s*(\S{8,200})\s*$/m.exec(text)?.[1] ?? true);
 const contains =
   (...needles: string[]) =>
   (text: string): boolean =>
@@ -40,9 +46,11 @@ const history: Rule = { kind: "shell history", found: nonEmpty };
 const netrc: Rule = { kind: "netrc credentials", found: contains("password") };
 const at = (suffix: string, kind: string, found: Rule["found"] = always): Rule => ({ kind, found, suffix });
 const each = (names: string[], rule: Rule): [string, Rule][] => names.map((name) => [name, rule]);
-/** A JSON or YAML value under one of these keys that is not empty. */
-const keyWithValue = (...keys: string[]) =>
-  matches(new RegExp(`["']?(?:${keys.join("|")})["']?\\s*[:=]\\s*["']?[^\\s"',}{\\]\\[]{8,}`));
+/** A JSON, YAML, TOML or ini value under one of these keys that is not empty: the value. */
+const keyWithValue = (...keys: string[]) => {
+  const pattern = new RegExp(`["']?(?:${keys.join("|")})["']?\\s*[:=]\\s*["']?([^\\s"',}{\\]\\[]{8,})`);
+  return (text: string): boolean | string => pattern.exec(text)?.[1] ?? false;
+};
 
 const RULES: [string, Rule][] = [
   ...each(["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ecdsa_sk", "id_ed25519_sk"], privateKey),
@@ -52,22 +60,41 @@ const RULES: [string, Rule][] = [
   [".npmrc", { kind: "npm credentials", found: contains("_auth", "_password") }],
   [".yarnrc.yml", { kind: "npm credentials", found: keyWithValue("npmAuthToken", "npmAuthIdent") }],
   [".pypirc", { kind: "PyPI credentials", found: contains("password") }],
-  [".git-credentials", { kind: "git credentials", found: nonEmpty }],
-  [".pgpass", { kind: "PostgreSQL password file", found: nonEmpty }],
-  [".my.cnf", { kind: "MySQL credentials", found: contains("password") }],
-  [".vault-token", { kind: "Vault token", found: nonEmpty }],
+  [
+    ".git-credentials",
+    { kind: "git credentials", found: (t) => /:\/\/[^:/\s]+:([^@\s]+)@/.exec(t)?.[1] ?? t.trim().length > 0 },
+  ],
+  [
+    ".pgpass",
+    {
+      kind: "PostgreSQL password file",
+      found: (t) => /^[^#\n:]*:[^:\n]*:[^:\n]*:[^:\n]*:(\S+)$/m.exec(t)?.[1] ?? false,
+    },
+  ],
+  [".my.cnf", { kind: "MySQL credentials", found: keyWithValue("password") }],
+  [".vault-token", { kind: "Vault token", found: tokenFile }],
   [".databrickscfg", { kind: "Databricks token", found: keyWithValue("token") }],
   [".sentryclirc", { kind: "Sentry token", found: keyWithValue("token") }],
   [".s3cfg", { kind: CLOUD, found: keyWithValue("secret_key") }],
   [".boto", { kind: CLOUD, found: keyWithValue("aws_secret_access_key", "gs_secret_access_key") }],
   // The AI CLIs' logins.
-  [".credentials.json", at("/.claude/.credentials.json", "Claude Code login", nonEmpty)],
+  [
+    ".credentials.json",
+    at(
+      "/.claude/.credentials.json",
+      "Claude Code login",
+      keyWithValue("accessToken", "refreshToken", "apiKey"),
+    ),
+  ],
   [".claude.json", { kind: "Claude Code API key", found: keyWithValue("primaryApiKey") }],
   [
     "auth.json",
     at("/.codex/auth.json", "Codex login", keyWithValue("OPENAI_API_KEY", "access_token", "refresh_token")),
   ],
-  ["oauth_creds.json", at("/.gemini/oauth_creds.json", "Gemini CLI login", nonEmpty)],
+  [
+    "oauth_creds.json",
+    at("/.gemini/oauth_creds.json", "Gemini CLI login", keyWithValue("access_token", "refresh_token")),
+  ],
   ["hosts.json", at("/github-copilot/hosts.json", "GitHub Copilot login", keyWithValue("oauth_token"))],
   ["apps.json", at("/github-copilot/apps.json", "GitHub Copilot login", keyWithValue("oauth_token"))],
   // Forges, package registries and infrastructure tools.
@@ -80,7 +107,7 @@ const RULES: [string, Rule][] = [
     "credentials",
     at("/.gem/credentials", "RubyGems API key", keyWithValue(":rubygems_api_key", "rubygems_api_key")),
   ],
-  ["token", at("/huggingface/token", "Hugging Face token", nonEmpty)],
+  ["token", at("/huggingface/token", "Hugging Face token", tokenFile)],
   ["stored_tokens", at("/huggingface/stored_tokens", "Hugging Face token", nonEmpty)],
   [
     "credentials.tfrc.json",
@@ -96,7 +123,14 @@ const RULES: [string, Rule][] = [
     "rclone.conf",
     at("/rclone/rclone.conf", "rclone credentials", keyWithValue("pass", "token", "secret_access_key")),
   ],
-  ["settings.xml", at("/.m2/settings.xml", "Maven credentials", matches(/<password>[^<\s]{4,}<\/password>/))],
+  [
+    "settings.xml",
+    at(
+      "/.m2/settings.xml",
+      "Maven credentials",
+      (t) => /<password>([^<\s]{4,})<\/password>/.exec(t)?.[1] ?? false,
+    ),
+  ],
   [
     "gradle.properties",
     at(
@@ -118,8 +152,8 @@ const RULES: [string, Rule][] = [
   ["access_tokens.db", at("/.config/gcloud/access_tokens.db", CLOUD)],
   ["accessTokens.json", at("/.azure/accessTokens.json", CLOUD)],
   ["msal_token_cache.json", at("/.azure/msal_token_cache.json", CLOUD, nonEmpty)],
-  ["config.json", at("/.docker/config.json", "docker credentials", contains('"auth"', '"identitytoken"'))],
-  ["config", at("/.kube/config", "kubernetes credentials", contains("token:", "client-key-data"))],
+  ["config.json", at("/.docker/config.json", "docker credentials", keyWithValue("auth", "identitytoken"))],
+  ["config", at("/.kube/config", "kubernetes credentials", keyWithValue("token", "client-key-data"))],
 ];
 const BY_NAME = new Map<string, Rule[]>();
 for (const [name, rule] of RULES) BY_NAME.set(name, [...(BY_NAME.get(name) ?? []), rule]);
@@ -143,15 +177,18 @@ export function ruleFor(path: string): Rule | undefined {
 /** A file too big to read: whether its path alone proves the rule (a big history is still a history; a
  * 280 KB certifi/cacert.pem is a certificate bundle, not a private key). */
 export function provenByPath(rule: Rule): boolean {
-  return rule.found === always || rule.found === nonEmpty;
+  return rule.found === always || rule.found === nonEmpty || rule.found === tokenFile;
 }
 
-/** The kinds of secret a candidate file's content (latin1) shows, its path rule's and PEM keys anywhere. */
-export function kindsFound(rule: Rule, text: string, size: number): string[] {
-  const kinds: string[] = [];
-  if (rule.found(text, size)) kinds.push(rule.kind);
-  if (rule !== pem && PEM_PRIVATE_KEY.test(text)) kinds.push(PRIVATE_KEY);
-  return kinds;
+/** The secrets a candidate file's content (latin1) shows, its path rule's (with a preview when the rule
+ * knows the value) and PEM keys anywhere. */
+export function kindsFound(rule: Rule, text: string, size: number): { kind: string; preview?: string }[] {
+  const found: { kind: string; preview?: string }[] = [];
+  const value = rule.found(text, size);
+  if (value !== false)
+    found.push({ kind: rule.kind, ...(typeof value === "string" ? { preview: redactValue(value) } : {}) });
+  if (rule !== pem && PEM_PRIVATE_KEY.test(text)) found.push({ kind: PRIVATE_KEY });
+  return found;
 }
 
 /** Folders whose files are searched for self-identifying tokens: where people keep what they typed. */

@@ -223,3 +223,9 @@ export function entropy(s: string): number {
   }
   return bits;
 }
+
+/** A value of no known format (a password, an opaque token): two characters and the last four when it is
+ * long enough that they give nothing away, else only an ellipsis. */
+export function redactValue(value: string): string {
+  return value.length >= 16 ? redact(value, 2) : "…";
+}

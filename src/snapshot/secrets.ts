@@ -292,8 +292,9 @@ class LayerScan implements EntryHandler {
         for (const token of tokens) context.record(path, token.kind, { ...file, preview: token.preview });
         // The path's rule, unless a token of the same kind already says it with a preview.
         if (rule)
-          for (const kind of kindsFound(rule, text, entry.size))
-            if (!tokens.some((token) => token.kind === kind)) context.record(path, kind, file);
+          for (const { kind, preview } of kindsFound(rule, text, entry.size))
+            if (!tokens.some((token) => token.kind === kind))
+              context.record(path, kind, { ...file, ...(preview ? { preview } : {}) });
       },
     };
   }
