@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -57,6 +57,30 @@ for (const engine of availableEngines()) {
           assert.equal(entry.data.includes(token), false, `${entry.name} holds the token`);
         const inspect = await vm(["snapshot", "inspect", `@${name}`, "--json"]);
         assert.equal(inspect.stdout.includes(token), false);
+      } finally {
+        p.cleanup();
+      }
+    });
+
+    it("vm.yaml's environment reaches vm exec but no byte of the exported snapshot, image layers included", async () => {
+      const name = uniqueName("envsecret");
+      const token = ["ghp", "_", "Zt4Lq8Vx2Nm7Rk3Wp9Bc5Hd1Jf6Gy0Ua8Se"].join("");
+      const p = makeProject({
+        "vm.yaml": `project:\n  name: ${name}\nvm:\n  box: ${ensureBusybox(engine)}\nenvironment:\n  GITHUB_TOKEN: ${token}\n`,
+      });
+      try {
+        assert.equal((await vm(["create"], p.dir)).code, 0);
+        const seen = await vm(["exec", "--", "sh", "-c", "echo $GITHUB_TOKEN"], p.dir);
+        assert.equal(seen.stdout.trim(), token, "the environment is given to vm exec");
+        const made = await vm(["snapshot", "create", "base", "--quiesce"], p.dir);
+        assert.equal(made.code, 0, made.stderr);
+        const out = join(dir, `${name}.snapshot.tar`);
+        const exported = await vm(["snapshot", "export", "base", "-o", out, "--compression", "none"], p.dir);
+        assert.equal(exported.code, 0, exported.stderr);
+        assert.equal(readFileSync(out).includes(token), false, "the token is somewhere in the file");
+        assert.doesNotMatch(exported.stderr, /GITHUB_TOKEN/);
+        assert.equal((await vm(["destroy", "--force"], p.dir)).code, 0);
+        assert.equal((await vm(["snapshot", "delete", "base", "--force"], p.dir)).code, 0);
       } finally {
         p.cleanup();
       }
