@@ -12,10 +12,10 @@ import { guardInterrupts } from "../interrupt.ts";
 import { VERSION } from "../version.ts";
 import { ENTRY, FORMAT_VERSION, HEAD_ENTRIES, documents, type Checksums, type Manifest } from "./format.ts";
 import { platformString } from "./metadata.ts";
-import { describeRef } from "./names.ts";
-import { findSnapshot } from "./resolve.ts";
+import { findSnapshot, snapshotImageMissing } from "./resolve.ts";
 import { allowPatterns, withoutAllowed } from "./secret-allow.ts";
 import { scanImageConfig } from "./secret-config.ts";
+import { scanned } from "./scan.ts";
 import { SecretScanner, type SecretFinding } from "./secrets.ts";
 import { loadSigner, signChecksums } from "./signing.ts";
 import { projectVolumes, readVolume } from "./volumes.ts";
@@ -63,16 +63,7 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
   );
   const signer = options.sign ? await loadSigner(resolve(options.cwd, options.sign)) : undefined;
   const image = await engine.images.inspect(metadata.engine_image_id);
-  if (!image) {
-    throw new VmError(
-      "SNAPSHOT_IMAGE_MISSING",
-      `Snapshot ${describeRef(ref)} is registered, but the engine no longer has its image ${metadata.image_tag}`,
-      {
-        hint: "Re-create the snapshot (vm snapshot create --force) or import it again",
-        exitCode: ExitCode.notFound,
-      },
-    );
-  }
+  if (!image) throw snapshotImageMissing(ref, metadata);
   // What the image's config and history show needs no save stream: refuse before writing a byte.
   const allow = await allowPatterns(dirname(services.snapshots.root), options.allow ?? []);
   if (options.failOnSecrets) {
@@ -152,7 +143,7 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
       // Borrowed chunks: each is valid until the next is asked for. The scanner and the hash take them at
       // once; the compressor copies them into its own buffers.
       const save = await engine.images.saveBorrowed(metadata.engine_image_id);
-      const imageEntry = await writer.addStream(ENTRY.image, teeInto(save, scanner), options.onBytes);
+      const imageEntry = await writer.addStream(ENTRY.image, scanned(save, scanner), options.onBytes);
       const { findings: secrets, allowed: allowedSecrets } = withoutAllowed(await scanner.result(), allow);
       for (const volume of volumes) {
         const { tar, close } = await readVolume(
@@ -197,21 +188,6 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
       throw error;
     }
   });
-}
-
-/** Yields the source's chunks after the secret scanner has seen each, waiting when it asks to. */
-async function* teeInto(source: AsyncIterable<Buffer>, scanner: SecretScanner): AsyncGenerator<Buffer> {
-  try {
-    for await (const chunk of source) {
-      const wait = scanner.push(chunk);
-      if (wait) await wait;
-      yield chunk;
-    }
-    scanner.end();
-  } catch (error) {
-    scanner.abort(error as Error);
-    throw error;
-  }
 }
 
 function secretsFound(findings: SecretFinding[]): VmError {

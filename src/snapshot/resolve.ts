@@ -70,6 +70,18 @@ export async function findSnapshot(
   throw snapshotNotFound(input, all);
 }
 
+/** A snapshot the store lists whose image the engine no longer has. */
+export function snapshotImageMissing(ref: SnapshotRef, metadata: SnapshotMetadata): VmError {
+  return new VmError(
+    "SNAPSHOT_IMAGE_MISSING",
+    `Snapshot ${describeRef(ref)} is registered, but the engine no longer has its image ${metadata.image_tag} (${metadata.engine_image_id.slice(0, 19)})`,
+    {
+      hint: `Import the snapshot file again (vm snapshot import <file> --force), or remove the entry: vm snapshot delete ${ref.scope === "global" ? "@" : ""}${ref.name}`,
+      exitCode: ExitCode.notFound,
+    },
+  );
+}
+
 /** The engine image a snapshot box starts from: used as it is, no rebuild. */
 export async function resolveSnapshotImage(
   engine: Engine,
@@ -87,16 +99,7 @@ export async function resolveSnapshotImage(
   const tagged = await engine.images.inspect(metadata.image_tag);
   const image =
     tagged?.id === metadata.engine_image_id ? tagged : await engine.images.inspect(metadata.engine_image_id);
-  if (!image) {
-    throw new VmError(
-      "SNAPSHOT_IMAGE_MISSING",
-      `Snapshot ${describeRef(ref)} is registered, but the engine no longer has its image ${metadata.image_tag} (${metadata.engine_image_id.slice(0, 19)})`,
-      {
-        hint: `Import the snapshot file again (vm snapshot import <file> --force), or remove the entry: vm snapshot delete ${ref.scope === "global" ? "@" : ""}${ref.name}`,
-        exitCode: ExitCode.notFound,
-      },
-    );
-  }
+  if (!image) throw snapshotImageMissing(ref, metadata);
   const reference = image === tagged ? metadata.image_tag : image.id;
   return {
     image: reference,

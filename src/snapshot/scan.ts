@@ -9,7 +9,7 @@ import { createDecompressor, detectCompression, type Compression } from "../arch
 import type { Services } from "../env/box.ts";
 import { ExitCode, VmError } from "../errors.ts";
 import { describeRef } from "./names.ts";
-import { findSnapshot } from "./resolve.ts";
+import { findSnapshot, snapshotImageMissing } from "./resolve.ts";
 import { SecretScanner, type SecretFinding } from "./secrets.ts";
 import { openInput } from "./input.ts";
 import { TarWalker } from "./tar-walk.ts";
@@ -32,27 +32,30 @@ export async function scanSnapshot(
     services.log,
   );
   if (!(await services.engine.images.inspect(metadata.engine_image_id)))
-    throw new VmError(
-      "SNAPSHOT_IMAGE_MISSING",
-      `Snapshot ${describeRef(ref)} is registered, but the engine no longer has its image ${metadata.image_tag}`,
-      {
-        hint: "Re-create the snapshot (vm snapshot create --force) or import it again",
-        exitCode: ExitCode.notFound,
-      },
-    );
+    throw snapshotImageMissing(ref, metadata);
   const scanner = new SecretScanner();
   const save = await services.engine.images.saveBorrowed(metadata.engine_image_id);
+  for await (const _chunk of scanned(save, scanner)); // only the scanner reads the image
+  return { target: describeRef(ref), findings: await scanner.result(), skippedLayers: scanner.skippedLayers };
+}
+
+/** Yields the source's chunks after the scanner has seen each (waiting when it asks to), then ends the
+ * scan: the export's tee of its save stream, and the whole read of `vm snapshot scan NAME`. */
+export async function* scanned(
+  source: AsyncIterable<Buffer>,
+  scanner: SecretScanner,
+): AsyncGenerator<Buffer> {
   try {
-    for await (const chunk of save) {
+    for await (const chunk of source) {
       const wait = scanner.push(chunk);
       if (wait) await wait;
+      yield chunk;
     }
     scanner.end();
   } catch (error) {
     scanner.abort(error as Error);
     throw error;
   }
-  return { target: describeRef(ref), findings: await scanner.result(), skippedLayers: scanner.skippedLayers };
 }
 
 /** A snapshot file's images (`images/*.tar`: ours and vm 3.x's), without an engine. */

@@ -83,3 +83,14 @@ export function scanImageConfig(doc: Record<string, unknown>): ConfigFinding[] {
   });
   return findings;
 }
+
+/** The findings of a JSON entry of a save stream when it is an image config; none for any other entry. */
+export function configEntryFindings(bytes: Buffer): ConfigFinding[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    return []; // not JSON after all: some other file of the save, not ours to judge
+  }
+  return isImageConfig(doc) ? scanImageConfig(doc) : [];
+}

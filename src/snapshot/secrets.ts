@@ -10,7 +10,7 @@ import { createGunzip, createZstdDecompress } from "node:zlib";
 import { detectCompression } from "../archive/codec.ts";
 import { drainedOrClosed } from "../archive/backpressure.ts";
 import { VmError } from "../errors.ts";
-import { isImageConfig, scanImageConfig } from "./secret-config.ts";
+import { configEntryFindings } from "./secret-config.ts";
 import { kindsFound, provenByPath, ruleFor, searchForTokens } from "./secret-rules.ts";
 import { findTokens } from "./secret-tokens.ts";
 import { TarWalker, type EntryHandler, type TarEntry } from "./tar-walk.ts";
@@ -259,14 +259,7 @@ class LayerScan implements EntryHandler {
 
   /** A JSON entry of the save: when it is the image config, its environment, labels and history. */
   #config(bytes: Buffer): void {
-    let doc: unknown;
-    try {
-      doc = JSON.parse(bytes.toString("utf8"));
-    } catch {
-      return; // not JSON after all: some other file of the save, not ours to judge
-    }
-    if (!isImageConfig(doc)) return;
-    for (const finding of scanImageConfig(doc))
+    for (const finding of configEntryFindings(bytes))
       this.#context.record(finding.path, finding.kind, { preview: finding.preview, source: "config" });
   }
 
