@@ -1,10 +1,11 @@
 import { CommanderError } from "commander";
-import { commands } from "./cli/commands.ts";
-import type { CommandContext, CommandResult, Io } from "./cli/context.ts";
+import { commands } from "./commands/index.ts";
+import type { CommandContext, CommandResult } from "./cli/context.ts";
+import type { Io } from "./lib/io.ts";
 import { formatError } from "./cli/output.ts";
 import { buildProgram, usageExit } from "./cli/program.ts";
-import { discoverEndpoint } from "./engine/connection.ts";
-import { DockerEngine } from "./engine/docker-engine.ts";
+import { discoverEndpoint } from "./engine/transport/connection.ts";
+import { DockerEngine } from "./engine/docker/engine.ts";
 import type { Engine } from "./engine/engine.ts";
 
 export interface MainOptions {

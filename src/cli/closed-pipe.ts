@@ -1,5 +1,5 @@
 import type { Writable } from "node:stream";
-import { CLOSED_PIPE_EXIT } from "../archive/sink.ts";
+import { CLOSED_PIPE_EXIT } from "../lib/sink.ts";
 
 /**
  * `vm list | head -1`, `vm --help | less` quit early: the next write to the pipe fails with EPIPE, and

@@ -1,16 +1,10 @@
-import type { Readable, Writable } from "node:stream";
 import type { Config } from "../config/load.ts";
 import type { Engine } from "../engine/engine.ts";
 import { extraLabels } from "../engine/labels.ts";
-import type { Services } from "../env/box.ts";
+import type { Services } from "../env/services.ts";
 import { findProject, requireProject, type ProjectContext, type ProjectQuery } from "../env/project.ts";
-import { SnapshotStore } from "../snapshot/store.ts";
-
-export interface Io {
-  stdin: Readable & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };
-  stdout: Writable & { isTTY?: boolean; columns?: number; rows?: number };
-  stderr: Writable & { isTTY?: boolean };
-}
+import type { Io } from "../lib/io.ts";
+import { SnapshotStore } from "../store/store.ts";
 
 /** What a command gets: the process's surroundings and the engine client built once in main. */
 export interface CommandContext {

@@ -1,4 +1,4 @@
-import { formatBytes } from "../config/units.ts";
+import { formatBytes } from "../lib/units.ts";
 
 interface Terminal {
   isTTY?: boolean;

@@ -1,5 +1,5 @@
 import { createInterface } from "node:readline/promises";
-import type { Io } from "./context.ts";
+import type { Io } from "../lib/io.ts";
 
 /** Asks a yes/no question on the terminal; anything but y/yes is no. */
 export async function confirm(io: Io, question: string): Promise<boolean> {

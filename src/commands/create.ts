@@ -7,8 +7,8 @@ import { formatWarnings, loadConfig } from "../config/load.ts";
 import { writeStarterConfig } from "../config/starter.ts";
 import { createEnvironment } from "../env/environment.ts";
 import { ExitCode, VmError } from "../errors.ts";
-import { validateSnapshotName } from "../snapshot/names.ts";
-import { parseBuildArgs } from "./snapshot-shared.ts";
+import { validateSnapshotName } from "../snapshot-file/names.ts";
+import { parseBuildArgs } from "./snapshot/shared.ts";
 
 export const createCommand: CommandDef = {
   path: ["create"],
@@ -66,7 +66,7 @@ async function saveAsBase(ctx: CommandContext, options: Record<string, unknown>)
   const name = saveAs.replace(/^@/, "");
   validateSnapshotName(name);
   const path = resolve(ctx.cwd, dockerfile);
-  const { createFromDockerfile } = await import("../snapshot/create.ts");
+  const { createFromDockerfile } = await import("../snapshot/create/create.ts");
   const metadata = await createFromDockerfile(services(ctx), {
     ref: { scope: "global", name },
     description: options.description as string,

@@ -1,7 +1,6 @@
 import type { CommandDef } from "../cli/command.ts";
 import { ago, table } from "../cli/output.ts";
-import { Label } from "../engine/labels.ts";
-import { listEnvironments } from "../env/environment.ts";
+import { listEnvironments, recordedOn } from "../env/environment.ts";
 
 export const listCommand: CommandDef = {
   path: ["list"],
@@ -11,12 +10,12 @@ export const listCommand: CommandDef = {
   run: async (ctx, _args, options) => {
     const envs = await listEnvironments(ctx.engine, options.all === true);
     const rows = envs.map((e) => ({
-      project: e.labels[Label.project] ?? "",
+      project: recordedOn(e).project,
       container: e.name,
       state: e.state,
       status: e.status,
-      box: e.labels[Label.box] ?? e.image,
-      config: e.labels[Label.config] ?? "",
+      box: recordedOn(e).box,
+      config: recordedOn(e).config,
       created: new Date(e.created * 1000).toISOString(),
     }));
     if (rows.length === 0) {

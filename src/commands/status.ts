@@ -1,9 +1,8 @@
 import { requireConfig } from "../cli/context.ts";
 import type { CommandDef } from "../cli/command.ts";
 import { ago } from "../cli/output.ts";
-import { formatBytes } from "../config/units.ts";
-import { Label } from "../engine/labels.ts";
-import { inspectEnvironment } from "../env/environment.ts";
+import { formatBytes } from "../lib/units.ts";
+import { inspectEnvironment, recordedOn } from "../env/environment.ts";
 
 export const statusCommand: CommandDef = {
   path: ["status"],
@@ -19,7 +18,7 @@ export const statusCommand: CommandDef = {
       container: env.name,
       id: env.id.slice(0, 12),
       state: env.state.status,
-      box: env.labels[Label.box] ?? env.image,
+      box: recordedOn(env).box,
       image: env.image,
       started_at: env.state.running ? env.state.startedAt : null,
       memory_bytes: env.memoryBytes || null,

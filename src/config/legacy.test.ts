@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { VmError } from "../errors.ts";
 import { IGNORED_FIELDS } from "./legacy.ts";
 import { parseConfig } from "./load.ts";
-import { resolveLimits } from "./units.ts";
+import { resolveLimits } from "../lib/units.ts";
 
 const FILE = "/projects/demo/vm.yaml";
 

@@ -6,7 +6,7 @@ import { parseBox, type BoxSpec } from "./box.ts";
 import { expandDottedKeys } from "./dotted.ts";
 import { IGNORED_FIELDS, dropIgnoredFields } from "./legacy.ts";
 import { PERCENT, PROJECT_NAME, configSchema, patterns, type RawConfig } from "./schema.ts";
-import { memoryBytes, nanoCpus } from "./units.ts";
+import { memoryBytes, nanoCpus } from "../lib/units.ts";
 import {
   lineOf,
   parseYamlSource,

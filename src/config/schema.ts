@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { memoryBytes } from "./units.ts";
+import { memoryBytes } from "../lib/units.ts";
 
 /**
  * The one definition of vm.yaml. Validation, the TypeScript types and the JSON Schema for editors

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { VmError } from "../errors.ts";
-import { signaturePolicy } from "../snapshot/signing.ts";
+import { signaturePolicy } from "../snapshot-file/signing.ts";
 import { loadSettings, parseSettings } from "./settings.ts";
 
 const FILE = "/home/me/.config/vm/settings.yaml";

@@ -1,6 +1,6 @@
 import { readdirSync } from "node:fs";
 import { basename, join } from "node:path";
-import { writeFileAtomic } from "../archive/atomic.ts";
+import { writeFileAtomic } from "../lib/atomic.ts";
 import { CONFIG_NAME } from "./discover.ts";
 
 /** Writes a starter vm.yaml into `dir` (never over an existing one) and returns its path. */

@@ -1,6 +1,6 @@
-import type { BorrowedBody } from "./borrowed-get.ts";
+import type { BorrowedBody } from "./transport/borrowed-get.ts";
 import type { Readable, Writable } from "node:stream";
-import type { Endpoint } from "./connection.ts";
+import type { Endpoint } from "./transport/connection.ts";
 
 /**
  * Everything vm asks of a container engine. The Docker API implementation is the only code that talks to

@@ -1,5 +1,5 @@
 import type { Engine } from "./engine.ts";
-import { EngineError } from "./http.ts";
+import { EngineError } from "./transport/http.ts";
 
 /**
  * Removes an image and the untagged images of its build steps. The classic store removes those with the

@@ -1,22 +1,11 @@
 import { existsSync, statSync } from "node:fs";
 import type { BoxSpec } from "../config/box.ts";
 import type { Config } from "../config/load.ts";
-import type { Engine } from "../engine/engine.ts";
 import { Label, managedLabels } from "../engine/labels.ts";
 import { ExitCode, VmError } from "../errors.ts";
-import { resolveSnapshotImage } from "../snapshot/resolve.ts";
-import type { SnapshotStore } from "../snapshot/store.ts";
+import { resolveSnapshotImage } from "../store/resolve.ts";
 import { boxImageTag } from "./names.ts";
-
-export interface Services {
-  engine: Engine;
-  snapshots: SnapshotStore;
-  env: NodeJS.ProcessEnv;
-  /** Labels added to everything created (VM_LABELS). */
-  extraLabels: Record<string, string>;
-  /** Progress and build output for people; goes to stderr. */
-  log: (text: string) => void;
-}
+import type { Services } from "./services.ts";
 
 export interface ResolvedBox {
   /** What to create the container from. */
@@ -76,7 +65,7 @@ async function buildBox(
     [Label.project]: config.project.name,
     [Label.config]: config.file,
   });
-  const { packBuildContext } = await import("../archive/build-context.ts");
+  const { packBuildContext } = await import("./build/context.ts");
   const context = await packBuildContext(box.context, box.dockerfile, { labels });
   const imageId = await services.engine.images.build({
     context: context.stream,

@@ -1,7 +1,7 @@
 import { statfs } from "node:fs/promises";
 import { findConfig } from "../config/discover.ts";
 import { loadConfig } from "../config/load.ts";
-import { formatBytes } from "../config/units.ts";
+import { formatBytes } from "../lib/units.ts";
 import type { Engine } from "../engine/engine.ts";
 import { VmError } from "../errors.ts";
 

@@ -1,13 +1,14 @@
 import type { Config } from "../config/load.ts";
-import { resolveLimits, type Limits } from "../config/units.ts";
+import { resolveLimits, type Limits } from "../lib/units.ts";
 import type { ContainerDetails, ContainerSummary, Engine } from "../engine/engine.ts";
-import { EngineError } from "../engine/http.ts";
+import { EngineError } from "../engine/transport/http.ts";
 import { removeImageChain } from "../engine/image-chain.ts";
 import { Label, managedLabels } from "../engine/labels.ts";
 import { ExitCode, VmError } from "../errors.ts";
-import { guardInterrupts } from "../interrupt.ts";
-import { resolveBox, type Services } from "./box.ts";
-import { seedVolumes } from "../snapshot/volumes.ts";
+import { guardInterrupts } from "../lib/interrupt.ts";
+import { resolveBox } from "./box.ts";
+import type { Services } from "./services.ts";
+import { seedVolumes } from "../store/volumes.ts";
 import { containerName, volumeName } from "./names.ts";
 
 export const envLabels = (project: string) => ({
@@ -275,4 +276,13 @@ export async function inspectEnvironment(engine: Engine, config: Config): Promis
 export async function listEnvironments(engine: Engine, all: boolean): Promise<ContainerSummary[]> {
   const envs = await engine.containers.list({ [Label.managed]: "true", [Label.role]: "environment" });
   return all ? envs : envs.filter((e) => e.state === "running");
+}
+
+/** What vm recorded on an environment's container: its project, the box it was made from, its vm.yaml. */
+export function recordedOn(env: { labels: Record<string, string>; image: string }) {
+  return {
+    project: env.labels[Label.project] ?? "",
+    box: env.labels[Label.box] ?? env.image,
+    config: env.labels[Label.config] ?? "",
+  };
 }

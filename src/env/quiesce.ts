@@ -2,8 +2,8 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { ContainerSummary, Engine } from "../engine/engine.ts";
 import { systemErrorCode } from "../errors.ts";
-import { guardInterrupts } from "../interrupt.ts";
-import { alive } from "../pid.ts";
+import { guardInterrupts } from "../lib/interrupt.ts";
+import { alive } from "../lib/pid.ts";
 
 /**
  * Pausing an environment for a consistent commit, so that no interruption leaves it paused: Ctrl-C and

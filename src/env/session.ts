@@ -1,10 +1,18 @@
 import { fstatSync } from "node:fs";
-import type { CommandContext } from "../cli/context.ts";
 import type { Config } from "../config/load.ts";
+import type { Engine } from "../engine/engine.ts";
 import { ExitCode, VmError } from "../errors.ts";
-import { SnapshotStore } from "../snapshot/store.ts";
+import type { Io } from "../lib/io.ts";
+import { SnapshotStore } from "../store/store.ts";
 import { ensureRunning, requireEnvironment } from "./environment.ts";
 import { pauseMarkerDir, recoverPaused } from "./quiesce.ts";
+
+/** What a session needs of the command that opens it. */
+export interface SessionContext {
+  engine: Engine;
+  env: NodeJS.ProcessEnv;
+  io: Io;
+}
 
 /** bash as a login shell where the box has it, else sh. */
 export const LOGIN_SHELL = [
@@ -29,7 +37,7 @@ export interface SessionOptions {
  * in raw mode when there is one, stdout and stderr kept apart when there is not. Returns its exit code.
  */
 export async function runInEnvironment(
-  ctx: CommandContext,
+  ctx: SessionContext,
   config: Config,
   options: SessionOptions,
 ): Promise<number> {
@@ -99,7 +107,7 @@ function hasReadableStdin(): boolean {
 }
 
 export async function streamLogs(
-  ctx: CommandContext,
+  ctx: SessionContext,
   config: Config,
   options: { follow: boolean; tail?: number },
 ): Promise<void> {

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Label } from "../engine/labels.ts";
-import type { Services } from "../env/box.ts";
-import { alive } from "../pid.ts";
+import type { Services } from "../env/services.ts";
+import { alive } from "../lib/pid.ts";
 
 /** The repository staged images are tagged into until they become a snapshot. */
 export const STAGING_REPO = "vm-snapshot/staging";

@@ -1,11 +1,11 @@
-import { EngineError } from "../engine/http.ts";
+import { EngineError } from "../engine/transport/http.ts";
 import { removeUntaggedAncestors } from "../engine/image-chain.ts";
-import type { Services } from "../env/box.ts";
+import type { Services } from "../env/services.ts";
 import { ExitCode, VmError } from "../errors.ts";
-import type { SnapshotMetadata } from "./metadata.ts";
-import { describeRef, type SnapshotRef } from "./names.ts";
-import { removeVolumeQuietly, snapshotVolumeName } from "./volumes.ts";
-import type { SnapshotStore } from "./store.ts";
+import type { SnapshotMetadata } from "../snapshot-file/metadata.ts";
+import { describeRef, type SnapshotRef } from "../snapshot-file/names.ts";
+import { removeVolumeQuietly, snapshotVolumeName } from "../store/volumes.ts";
+import type { SnapshotStore } from "../store/store.ts";
 
 export interface ListFilter {
   glob?: string;

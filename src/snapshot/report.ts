@@ -1,7 +1,7 @@
-import { formatBytes } from "../config/units.ts";
-import type { Manifest } from "./format.ts";
-import type { LegacyRead } from "./legacy-format.ts";
-import { platformString, type SnapshotMetadata } from "./metadata.ts";
+import { formatBytes } from "../lib/units.ts";
+import type { Manifest } from "../snapshot-file/format.ts";
+import type { LegacyRead } from "../snapshot-file/legacy-format.ts";
+import { platformString, type SnapshotMetadata } from "../snapshot-file/metadata.ts";
 
 /** The stable JSON/YAML shape of one `vm snapshot list` row (documented in docs/snapshots.md). */
 export function listRow(s: SnapshotMetadata) {

@@ -1,0 +1,217 @@
+import { mkdir } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import type { Writable } from "node:stream";
+import { extensionFor, type Compression } from "../../lib/codec.ts";
+import { ensureRoom, FileSink, StreamSink } from "../../lib/sink.ts";
+import { formatBytes } from "../../lib/units.ts";
+import { ArchiveWriter, sha256 } from "../../snapshot-file/writer.ts";
+import type { Services } from "../../env/services.ts";
+import { ExitCode, VmError } from "../../errors.ts";
+import { checkFault } from "../../lib/faults.ts";
+import { guardInterrupts } from "../../lib/interrupt.ts";
+import { VERSION } from "../../version.ts";
+import {
+  ENTRY,
+  FORMAT_VERSION,
+  HEAD_ENTRIES,
+  documents,
+  type Checksums,
+  type Manifest,
+} from "../../snapshot-file/format.ts";
+import { platformString } from "../../snapshot-file/metadata.ts";
+import { findSnapshot, snapshotImageMissing } from "../../store/resolve.ts";
+import { allowPatterns, withoutAllowed } from "../../secret-scan/allow.ts";
+import { scanImageConfig } from "../../secret-scan/config-entries.ts";
+import { scanned } from "./scan.ts";
+import { SecretScanner, type SecretFinding } from "../../secret-scan/secrets.ts";
+import { loadSigner, signChecksums } from "../../snapshot-file/signing.ts";
+import { projectVolumes, readVolume } from "../../store/volumes.ts";
+
+export interface ExportOptions {
+  name: string;
+  project: string | undefined;
+  /** A path, or "-" for the given stream. */
+  output: string | undefined;
+  stdout: Writable;
+  cwd: string;
+  compression: Compression;
+  level?: number;
+  failOnSecrets: boolean;
+  /** `--allow` patterns, on top of secrets.ignore's. */
+  allow?: string[];
+  /** Path of an ed25519 private key to sign the file with. */
+  sign?: string;
+  /** Also carry the project's named volumes (the project: --project, the snapshot's, or vm.yaml's). */
+  includeVolumes: boolean;
+  spoolDir: string;
+  onStart: (info: { total: number; target: string }) => void;
+  onBytes: (n: number) => void;
+}
+
+export interface ExportResult {
+  target: string;
+  name: string;
+  bytesWritten: number;
+  imageBytes: number;
+  secrets: SecretFinding[];
+  /** Findings secrets.ignore or --allow let through unreported. */
+  allowedSecrets: number;
+  manifest: Manifest;
+}
+
+/** `vm snapshot export`: engine → archive → file, one pass over the image, written atomically. */
+export async function exportSnapshot(services: Services, options: ExportOptions): Promise<ExportResult> {
+  const { engine } = services;
+  const { ref, metadata } = await findSnapshot(
+    services.snapshots,
+    options.name,
+    options.project,
+    services.log,
+  );
+  const signer = options.sign ? await loadSigner(resolve(options.cwd, options.sign)) : undefined;
+  const image = await engine.images.inspect(metadata.engine_image_id);
+  if (!image) throw snapshotImageMissing(ref, metadata);
+  // What the image's config and history show needs no save stream: refuse before writing a byte.
+  const allow = await allowPatterns(dirname(services.snapshots.root), options.allow ?? []);
+  if (options.failOnSecrets) {
+    const inConfig = scanImageConfig({
+      rootfs: {},
+      config: { Env: image.config.env, Labels: image.labels },
+      history: (await engine.images.history(image.id)).map((line) => ({ created_by: line })),
+    });
+    const shown = withoutAllowed(
+      inConfig.map((f) => ({ ...f, layer: "config", source: "config" as const })),
+      allow,
+    );
+    if (shown.findings.length > 0) throw secretsFound(shown.findings);
+  }
+  const info = await engine.info();
+  const toStdout = options.output === "-";
+  const target = toStdout
+    ? "-"
+    : resolve(options.cwd, options.output ?? `${ref.name}${extensionFor(options.compression)}`);
+
+  const volumeProject = options.project ?? metadata.project ?? undefined;
+  if (options.includeVolumes && !volumeProject) {
+    throw new VmError("PROJECT_UNKNOWN", "--include-volumes needs the project whose volumes to include", {
+      hint: "Run it in the project's folder, or pass --project NAME",
+      exitCode: ExitCode.usage,
+    });
+  }
+  const volumes = options.includeVolumes && volumeProject ? await projectVolumes(engine, volumeProject) : [];
+  const docs = documents(metadata, ref.name);
+  const manifest: Manifest = {
+    format: "vm-snapshot",
+    version: FORMAT_VERSION,
+    snapshot_name: ref.name,
+    created_at: metadata.created_at,
+    exported_at: new Date().toISOString(),
+    description: metadata.description,
+    image_digest: metadata.image_id,
+    platform: platformString(metadata.platform),
+    size_bytes: metadata.size_bytes,
+    languages: metadata.languages,
+    tools: metadata.tools.map((t) => t.name),
+    vm_version: VERSION,
+    engine: { version: info.serverVersion, image_store: info.imageStore },
+    image_tag: metadata.image_tag,
+    source_image_id: metadata.engine_image_id,
+    layers: image.layers,
+    entries: HEAD_ENTRIES.map((path) => ({ path, size: docs[path]!.length, sha256: sha256(docs[path]!) })),
+    streamed: [ENTRY.image, ...volumes.map((v) => `volumes/${v.name}.tar`)],
+    checksums: ENTRY.checksums,
+    ...(volumes.length ? { volumes: volumes.map((v) => v.name) } : {}),
+    ...(signer ? { signed_by: signer.fingerprint } : {}),
+  };
+  const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + "\n");
+
+  if (!toStdout) {
+    await mkdir(dirname(target), { recursive: true });
+    // Images compress 2-4x in practice; a tenth of the image is a floor no real one goes under.
+    const floor = options.compression === "none" ? metadata.size_bytes : Math.floor(metadata.size_bytes / 10);
+    await ensureRoom(target, floor, `a ${formatBytes(metadata.size_bytes)} image (${options.compression})`);
+  }
+  const sink = toStdout ? new StreamSink(options.stdout) : await FileSink.create(target, metadata.size_bytes);
+  const abort = async () => {
+    if (sink instanceof FileSink) await sink.abort();
+  };
+  options.onStart({ total: metadata.size_bytes, target });
+  return guardInterrupts(abort, async () => {
+    try {
+      const writer = new ArchiveWriter({
+        sink,
+        compression: options.compression,
+        ...(options.level !== undefined ? { level: options.level } : {}),
+        spoolDir: options.spoolDir,
+      });
+      await writer.addBuffer(ENTRY.manifest, manifestBytes);
+      for (const path of HEAD_ENTRIES) await writer.addBuffer(path, docs[path]!);
+      const scanner = new SecretScanner();
+      // Borrowed chunks: each is valid until the next is asked for. The scanner and the hash take them at
+      // once; the compressor copies them into its own buffers.
+      const save = await engine.images.saveBorrowed(metadata.engine_image_id);
+      const imageEntry = await writer.addStream(ENTRY.image, scanned(save, scanner), options.onBytes);
+      const { findings: secrets, allowed: allowedSecrets } = withoutAllowed(await scanner.result(), allow);
+      for (const volume of volumes) {
+        const { tar, close } = await readVolume(
+          engine,
+          metadata.engine_image_id,
+          volume.engineName,
+          services.extraLabels,
+        );
+        try {
+          await writer.addStream(`volumes/${volume.name}.tar`, tar as AsyncIterable<Buffer>, options.onBytes);
+        } finally {
+          await close();
+        }
+      }
+      checkFault(services.env, "export-after-image");
+      if (secrets.length > 0 && options.failOnSecrets) throw secretsFound(secrets);
+      const checksums: Checksums = {
+        version: FORMAT_VERSION,
+        manifest_sha256: sha256(manifestBytes),
+        entries: writer.entries.slice(),
+      };
+      const checksumsBytes = Buffer.from(JSON.stringify(checksums, null, 2) + "\n");
+      await writer.addBuffer(ENTRY.checksums, checksumsBytes);
+      if (signer)
+        await writer.addBuffer(
+          ENTRY.signature,
+          Buffer.from(JSON.stringify(signChecksums(signer, checksumsBytes), null, 2) + "\n"),
+        );
+      await writer.finish();
+      if (sink instanceof FileSink) await sink.commit();
+      return {
+        target,
+        name: ref.name,
+        bytesWritten: sink.position,
+        imageBytes: imageEntry.size,
+        secrets,
+        allowedSecrets,
+        manifest,
+      };
+    } catch (error) {
+      await abort();
+      throw error;
+    }
+  });
+}
+
+function secretsFound(findings: SecretFinding[]): VmError {
+  return new VmError(
+    "SECRETS_FOUND",
+    `The image holds likely secrets, so nothing was exported:\n${formatFindings(findings)}`,
+    {
+      hint: "Remove them from the environment and create the snapshot again, or export without --fail-on-secrets",
+      exitCode: ExitCode.failure,
+    },
+  );
+}
+
+export function formatFindings(findings: SecretFinding[]): string {
+  return findings
+    .map(
+      (f) => `  ${f.source === "config" ? "" : "/"}${f.path}: ${f.kind}${f.preview ? ` (${f.preview})` : ""}`,
+    )
+    .join("\n");
+}
