@@ -1,5 +1,6 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import { layersPlugin } from "./scripts/layers.js";
 
 export default tseslint.config(
   { ignores: ["dist/", "node_modules/", "bench/results/"] },
@@ -8,7 +9,7 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ["eslint.config.js"] },
+        projectService: { allowDefaultProject: ["eslint.config.js", "scripts/layers.js"] },
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -26,5 +27,13 @@ export default tseslint.config(
       "@typescript-eslint/require-await": "off",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },
+  },
+  // The layer check is plain JavaScript that ESLint itself loads; type-aware rules have no types to use there.
+  { files: ["scripts/layers.js"], ...tseslint.configs.disableTypeChecked },
+  {
+    // The arrows between src/ folders (docs/architecture.md): no cycle, no layer reaching above itself.
+    files: ["src/**/*.ts"],
+    plugins: { vm: layersPlugin },
+    rules: { "vm/layers": "error" },
   },
 );

@@ -1,6 +1,20 @@
-import type { BorrowedBody } from "./transport/borrowed-get.ts";
 import type { Readable, Writable } from "node:stream";
-import type { Endpoint } from "./transport/connection.ts";
+
+/** Where the engine is, as discovered from DOCKER_HOST, the docker context or the default socket. */
+export interface Endpoint {
+  /** As the user would write it in DOCKER_HOST. */
+  url: string;
+  source: string;
+  socketPath?: string;
+  host?: string;
+  port?: number;
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean };
+}
+
+/** A response body read straight from the engine's socket, without Node's stream machinery. */
+export interface BorrowedBody extends AsyncIterable<Buffer> {
+  destroy(): void;
+}
 
 /**
  * Everything vm asks of a container engine. The Docker API implementation is the only code that talks to
@@ -26,13 +40,11 @@ export interface ImageClient {
   remove(ref: string, options?: { force?: boolean }): Promise<void>;
   pull(ref: string, onProgress?: (line: string) => void): Promise<void>;
   tag(source: string, repo: string, tag: string): Promise<void>;
-  /** The image as `docker save` writes it, streamed. */
-  save(ref: string): Promise<Readable>;
   /**
-   * The same stream with less garbage: each chunk is a view into one reused buffer, valid only until the
-   * next chunk is asked for. A consumer that keeps bytes past that must copy them.
+   * The image as `docker save` writes it, streamed with little garbage: each chunk is a view into one reused
+   * buffer, valid only until the next chunk is asked for. A consumer that keeps bytes past that must copy them.
    */
-  saveBorrowed(ref: string): Promise<BorrowedBody>;
+  save(ref: string): Promise<BorrowedBody>;
   /** Loads a `docker save` stream; resolves with the IDs and names the engine reports loading. */
   load(source: Readable): Promise<string[]>;
 }

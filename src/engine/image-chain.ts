@@ -1,5 +1,5 @@
 import type { Engine } from "./engine.ts";
-import { EngineError } from "./transport/http.ts";
+import { isConflict, isNotFound } from "./errors.ts";
 
 /**
  * Removes an image and the untagged images of its build steps. The classic store removes those with the
@@ -16,8 +16,8 @@ export async function removeImageChain(
   if (!image) return true;
   // The parent is known from here on: on the containerd store, removing an image's last tag removes the
   // image record, and the only record of its parent with it.
-  if (options.untag) for (const tag of image.tags) await removeIfUnused(engine, tag);
-  if (!(await removeIfUnused(engine, id))) return false;
+  if (options.untag) for (const tag of image.tags) await removeImageIfUnused(engine, tag);
+  if (!(await removeImageIfUnused(engine, id))) return false;
   if (image.parent) await removeUntaggedAncestors(engine, image.parent);
   return true;
 }
@@ -28,18 +28,22 @@ export async function removeUntaggedAncestors(engine: Engine, id: string): Promi
   for (let step = 0; current && step < 500; step++) {
     const image = await engine.images.inspect(current);
     if (!image || image.tags.length > 0) return;
-    if (!(await removeIfUnused(engine, current))) return;
+    if (!(await removeImageIfUnused(engine, current))) return;
     current = image.parent || undefined;
   }
 }
 
-async function removeIfUnused(engine: Engine, id: string): Promise<boolean> {
+/**
+ * Removes an image or tag unless a container or another image still needs it. True when it is gone (removed
+ * now or already absent), false when it was left because it is in use.
+ */
+export async function removeImageIfUnused(engine: Engine, ref: string): Promise<boolean> {
   try {
-    await engine.images.remove(id);
+    await engine.images.remove(ref);
     return true;
   } catch (error) {
-    if (error instanceof EngineError && error.status === 409) return false;
-    if (error instanceof EngineError && error.status === 404) return true;
+    if (isConflict(error)) return false;
+    if (isNotFound(error)) return true;
     throw error;
   }
 }

@@ -1,7 +1,7 @@
 import type { Config } from "../config/load.ts";
 import { resolveLimits, type Limits } from "../lib/units.ts";
 import type { ContainerDetails, ContainerSummary, Engine } from "../engine/engine.ts";
-import { EngineError } from "../engine/transport/http.ts";
+import { isConflict } from "../engine/errors.ts";
 import { removeImageChain } from "../engine/image-chain.ts";
 import { Label, managedLabels } from "../engine/labels.ts";
 import { ExitCode, VmError } from "../errors.ts";
@@ -165,7 +165,7 @@ export async function createEnvironment(
         ...limits,
       }));
     } catch (error) {
-      if (error instanceof EngineError && error.status === 409) {
+      if (isConflict(error)) {
         throw new VmError(
           "CONTAINER_NAME_TAKEN",
           `A container named '${name}' already exists and vm did not create it`,

@@ -1,4 +1,4 @@
-import { EngineError } from "../engine/transport/http.ts";
+import { isConflict, isNotFound } from "../engine/errors.ts";
 import { removeUntaggedAncestors } from "../engine/image-chain.ts";
 import type { Services } from "../env/services.ts";
 import { ExitCode, VmError } from "../errors.ts";
@@ -81,7 +81,7 @@ export async function deleteSnapshot(
     if (tagged?.id === metadata.engine_image_id) await engine.images.remove(metadata.image_tag);
     if (users.length === 0 && !shared) {
       await engine.images.remove(metadata.engine_image_id).catch((error: unknown) => {
-        if (!(error instanceof EngineError && error.status === 404)) throw error;
+        if (!isNotFound(error)) throw error;
       });
       imageRemoved = true;
       // What the snapshot was built on and nothing else keeps: its build steps, or the box image a
@@ -89,8 +89,8 @@ export async function deleteSnapshot(
       if (parent) await removeUntaggedAncestors(engine, parent);
     }
   } catch (error) {
-    if (!(error instanceof EngineError && (error.status === 404 || error.status === 409))) throw error;
-    imageRemoved = error.status === 404;
+    if (!isNotFound(error) && !isConflict(error)) throw error;
+    imageRemoved = isNotFound(error);
   }
   return { imageRemoved, users };
 }

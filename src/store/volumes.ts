@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import type { Engine } from "../engine/engine.ts";
-import { EngineError } from "../engine/transport/http.ts";
+import { EngineError } from "../engine/errors.ts";
 import { Label, managedLabels } from "../engine/labels.ts";
 
 const MOUNT = "/vm-volume";

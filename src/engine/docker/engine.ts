@@ -1,4 +1,4 @@
-import type { Endpoint } from "../transport/connection.ts";
+import type { Endpoint } from "../engine.ts";
 import { DockerContainerClient } from "./container-client.ts";
 import { DockerImageClient } from "./image-client.ts";
 import type { RawInfo } from "./types.ts";

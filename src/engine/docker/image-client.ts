@@ -1,10 +1,11 @@
 import type { Readable } from "node:stream";
-import type { BorrowedBody } from "../transport/borrowed-get.ts";
+import type { BorrowedBody } from "../engine.ts";
 import { ExitCode, VmError } from "../../errors.ts";
 import type { BuildOptions, ImageClient, ImageDetails, ImageSummary } from "../engine.ts";
 import type { RawImage, RawImageSummary } from "./types.ts";
 import { normalizeArch } from "../platform.ts";
-import { EngineError, labelFilter, type DockerHttp, readText } from "../transport/http.ts";
+import { EngineError } from "../errors.ts";
+import { labelFilter, type DockerHttp, readText } from "../transport/http.ts";
 import { StreamFailure, consumeJsonStream } from "./json-stream.ts";
 
 const enc = encodeURIComponent;
@@ -111,11 +112,7 @@ export class DockerImageClient implements ImageClient {
     });
   }
 
-  async save(ref: string): Promise<Readable> {
-    return this.http.request("GET", `/images/${enc(ref)}/get`, `Saving image ${ref}`);
-  }
-
-  saveBorrowed(ref: string): Promise<BorrowedBody> {
+  save(ref: string): Promise<BorrowedBody> {
     return this.http.getBorrowed(`/images/${enc(ref)}/get`, `Saving image ${ref}`);
   }
 

@@ -1,4 +1,5 @@
 import { connect, type Socket } from "node:net";
+import type { BorrowedBody } from "../engine.ts";
 
 /**
  * A response body whose chunks are views into one reused read buffer: each chunk is valid only until the
@@ -6,9 +7,6 @@ import { connect, type Socket } from "node:net";
  * Node's HTTP client allocates a fresh 64 KiB buffer for every read, and that garbage alone held exports
  * at 200+ MB of memory. Reading into one preallocated buffer (`onread`) leaves nothing to collect.
  */
-export interface BorrowedBody extends AsyncIterable<Buffer> {
-  destroy(): void;
-}
 
 export interface BorrowedResponse {
   status: number;

@@ -3,17 +3,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { ExitCode, VmError } from "../../errors.ts";
+import type { Endpoint } from "../engine.ts";
 
 /** Where the Docker engine answers, and why we chose it (shown by `vm doctor` and in errors). */
-export interface Endpoint {
-  /** As the user would write it in DOCKER_HOST. */
-  url: string;
-  source: string;
-  socketPath?: string;
-  host?: string;
-  port?: number;
-  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized: boolean };
-}
 
 export interface DiscoveryEnv {
   env: NodeJS.ProcessEnv;

@@ -1,8 +1,9 @@
 import type { Agent, ClientRequest, IncomingMessage } from "node:http";
 import type { Duplex, Readable } from "node:stream";
-import { ExitCode, VmError, systemErrorCode } from "../../errors.ts";
-import { borrowedGet, type BorrowedBody } from "./borrowed-get.ts";
-import type { Endpoint } from "./connection.ts";
+import { VmError, systemErrorCode } from "../../errors.ts";
+import { requestFailed, Unreachable } from "../errors.ts";
+import type { BorrowedBody, Endpoint } from "../engine.ts";
+import { borrowedGet } from "./borrowed-get.ts";
 
 // Not `import http from "node:http"`: an ESM import of a builtin reads every export, and node:http's lazy
 // WebSocket export then loads all of undici (6 ms of every command's start-up).
@@ -18,19 +19,11 @@ export interface RequestOptions {
   /** A stream body is sent as-is (chunked); anything else is sent as JSON. */
   stream?: Readable;
   headers?: Record<string, string>;
-  /** Statuses the caller handles itself instead of getting an EngineError. */
+  /** Statuses the caller handles itself instead of getting an error. */
   accept?: number[];
 }
 
 /** A non-2xx answer from the engine, with the engine's own message. Callers branch on `status`. */
-export class EngineError extends VmError {
-  readonly status: number;
-  constructor(status: number, message: string, what: string) {
-    super("ENGINE_REQUEST_FAILED", `${what}: ${message}`, { exitCode: ExitCode.failure });
-    this.status = status;
-  }
-}
-
 /**
  * A thin HTTP client for the Docker Engine API over a unix socket or TCP. It negotiates the API version
  * once (from /_ping), returns responses as streams, and turns connection failures into one clear error.
@@ -62,12 +55,11 @@ export class DockerHttp {
     const res = await this.raw("GET", "/_ping", {});
     res.resume();
     if (res.statusCode !== 200) {
-      throw new VmError(
+      throw new Unreachable(
         "ENGINE_UNAVAILABLE",
         `The Docker engine at ${this.endpoint.url} answered /_ping with ${res.statusCode}`,
         {
           hint: "Check the engine with `vm doctor`",
-          exitCode: ExitCode.engine,
         },
       );
     }
@@ -76,7 +68,7 @@ export class DockerHttp {
     return compareVersions(version, MAX_API_VERSION) < 0 ? version : MAX_API_VERSION;
   }
 
-  /** Sends a request and resolves with the response once headers arrive; >= 400 rejects with EngineError. */
+  /** Sends a request and resolves with the response once headers arrive; >= 400 rejects with the engine-neutral error for the status. */
   async request(
     method: string,
     path: string,
@@ -87,7 +79,7 @@ export class DockerHttp {
     const res = await this.raw(method, `/v${version}${path}`, options);
     const status = res.statusCode ?? 0;
     if (status >= 400 && !options.accept?.includes(status)) {
-      throw new EngineError(status, await errorMessage(res), what);
+      throw requestFailed(status, await errorMessage(res), what);
     }
     return res;
   }
@@ -128,7 +120,7 @@ export class DockerHttp {
       const chunks: Buffer[] = [];
       for await (const chunk of response.body) chunks.push(Buffer.from(chunk));
       const text = Buffer.concat(chunks).toString("utf8");
-      throw new EngineError(response.status, engineMessage(text, response.status), what);
+      throw requestFailed(response.status, engineMessage(text, response.status), what);
     }
     return response.body;
   }
@@ -150,7 +142,7 @@ export class DockerHttp {
       req.on("response", (res) => {
         const status = res.statusCode ?? 0;
         if (status >= 400) {
-          errorMessage(res).then((m) => reject(new EngineError(status, m, what)), reject);
+          errorMessage(res).then((m) => reject(requestFailed(status, m, what)), reject);
           return;
         }
         resolve(res.socket);
@@ -208,12 +200,11 @@ export class DockerHttp {
       return error;
     }
     if (code === "ECONNRESET" || code === "EPIPE") {
-      return new VmError(
+      return new Unreachable(
         "ENGINE_CONNECTION_LOST",
         `The connection to the Docker engine at ${this.endpoint.url} was lost (${code})`,
         {
           hint: "The engine may have restarted; check it with `vm doctor` and run the command again",
-          exitCode: ExitCode.engine,
           cause: error,
         },
       );
@@ -222,12 +213,11 @@ export class DockerHttp {
       code === "EACCES"
         ? `Permission denied on ${this.endpoint.socketPath ?? this.endpoint.url}: add yourself to the docker group (sudo usermod -aG docker $USER) or run as root`
         : "Start the Docker engine (e.g. `sudo systemctl start docker`), or set DOCKER_HOST to an engine that runs; `vm doctor` checks the setup";
-    return new VmError(
+    return new Unreachable(
       "ENGINE_UNAVAILABLE",
       `Cannot reach the Docker engine at ${this.endpoint.url} (${this.endpoint.source}): ${code}`,
       {
         hint,
-        exitCode: ExitCode.engine,
         cause: error,
       },
     );

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { packBuildContext } from "../../env/build/context.ts";
 import type { ImageConfig } from "../../engine/engine.ts";
-import { EngineError } from "../../engine/transport/http.ts";
+import { removeImageIfUnused } from "../../engine/image-chain.ts";
 import { Label, managedLabels } from "../../engine/labels.ts";
 import type { Services } from "../../env/services.ts";
 import { findEnvironment } from "../../env/environment.ts";
@@ -256,26 +256,17 @@ async function register(
     await engine.images.tag(image.id, repo, ref.name);
     tagMoved = true;
     await snapshots.write(ref, metadata);
-    await removeQuietly(services, staged);
+    await removeImageIfUnused(engine, staged);
     if (old && old.engine_image_id !== image.id && !(await snapshots.imageShared(old.engine_image_id, ref))) {
-      await removeQuietly(services, old.engine_image_id);
+      await removeImageIfUnused(engine, old.engine_image_id);
     }
     return metadata;
   } catch (error) {
     if (tagMoved) {
       if (old) await engine.images.tag(old.engine_image_id, repo, ref.name).catch(() => {});
-      else await removeQuietly(services, `${repo}:${ref.name}`);
+      else await removeImageIfUnused(engine, `${repo}:${ref.name}`);
     }
-    await removeQuietly(services, staged);
+    await removeImageIfUnused(engine, staged);
     throw error;
-  }
-}
-
-/** Removes an image or tag, leaving it when a container still uses it (409) or it is already gone (404). */
-async function removeQuietly(services: Services, ref: string): Promise<void> {
-  try {
-    await services.engine.images.remove(ref);
-  } catch (error) {
-    if (!(error instanceof EngineError && (error.status === 404 || error.status === 409))) throw error;
   }
 }

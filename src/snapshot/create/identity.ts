@@ -1,8 +1,6 @@
 import { createHash } from "node:crypto";
-import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import tar from "tar-stream";
-import type { Engine } from "../../engine/engine.ts";
+import type { BorrowedBody, Engine } from "../../engine/engine.ts";
+import { TarWalker } from "../../lib/tar-walk.ts";
 import { ExitCode, VmError } from "../../errors.ts";
 
 /**
@@ -28,23 +26,26 @@ export async function configDigest(
 
 const SMALL = 4 * 1024 * 1024;
 
-export async function configDigestFromSave(save: Readable, ref: string): Promise<string> {
+/** Reads the config digest from a `docker save` stream: its small JSON entries are kept, layers passed over. */
+export async function configDigestFromSave(save: BorrowedBody, ref: string): Promise<string> {
   const small = new Map<string, Buffer>();
-  const extract = tar.extract();
-  extract.on("entry", (header, stream, next) => {
-    if (header.type === "file" && (header.size ?? 0) <= SMALL) {
-      const chunks: Buffer[] = [];
-      stream.on("data", (c: unknown) => chunks.push(c as Buffer));
-      stream.on("end", () => {
-        small.set(header.name, Buffer.concat(chunks));
-        next();
-      });
-    } else {
-      stream.on("end", () => next());
-      stream.resume();
-    }
+  const walker = new TarWalker((entry) => {
+    if (entry.type !== "file" || entry.size > SMALL) return undefined;
+    const chunks: Buffer[] = [];
+    return {
+      data: (chunk) => void chunks.push(Buffer.from(chunk)), // the chunk is a view valid only during the call
+      end: () => void small.set(entry.name, Buffer.concat(chunks)),
+    };
   });
-  await pipeline(save, extract);
+  try {
+    for await (const chunk of save) {
+      walker.push(chunk, []);
+      if (walker.ended) break;
+    }
+    walker.finish();
+  } finally {
+    save.destroy();
+  }
   const manifest = small.get("manifest.json");
   const entries = manifest ? (JSON.parse(manifest.toString("utf8")) as { Config?: string }[]) : [];
   const configPath = entries[0]?.Config;

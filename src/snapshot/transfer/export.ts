@@ -149,7 +149,7 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
       const scanner = new SecretScanner();
       // Borrowed chunks: each is valid until the next is asked for. The scanner and the hash take them at
       // once; the compressor copies them into its own buffers.
-      const save = await engine.images.saveBorrowed(metadata.engine_image_id);
+      const save = await engine.images.save(metadata.engine_image_id);
       const imageEntry = await writer.addStream(ENTRY.image, scanned(save, scanner), options.onBytes);
       const { findings: secrets, allowed: allowedSecrets } = withoutAllowed(await scanner.result(), allow);
       for (const volume of volumes) {

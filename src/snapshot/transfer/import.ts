@@ -1,6 +1,6 @@
 import { dirname, resolve } from "node:path";
 import type { Readable } from "node:stream";
-import { EngineError } from "../../engine/transport/http.ts";
+import { EngineError } from "../../engine/errors.ts";
 import type { Services } from "../../env/services.ts";
 import { ExitCode, VmError, isVmError } from "../../errors.ts";
 import { guardInterrupts } from "../../lib/interrupt.ts";

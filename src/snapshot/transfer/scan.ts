@@ -34,7 +34,7 @@ export async function scanSnapshot(
   if (!(await services.engine.images.inspect(metadata.engine_image_id)))
     throw snapshotImageMissing(ref, metadata);
   const scanner = new SecretScanner();
-  const save = await services.engine.images.saveBorrowed(metadata.engine_image_id);
+  const save = await services.engine.images.save(metadata.engine_image_id);
   for await (const _chunk of scanned(save, scanner)); // only the scanner reads the image
   return { target: describeRef(ref), findings: await scanner.result(), skippedLayers: scanner.skippedLayers };
 }
