@@ -7,6 +7,7 @@ import { buildProgram, usageExit } from "./cli/program.ts";
 import { discoverEndpoint } from "./engine/transport/connection.ts";
 import { DockerEngine } from "./engine/docker/engine.ts";
 import type { Engine } from "./engine/engine.ts";
+import { FailedEngine } from "./engine/failed.ts";
 
 export interface MainOptions {
   io: Io;
@@ -55,22 +56,6 @@ function createEngine(env: NodeJS.ProcessEnv): Engine {
   try {
     return new DockerEngine(discoverEndpoint({ env }));
   } catch (caught) {
-    return unreachableEngine(caught, { url: env.DOCKER_HOST ?? "", source: "DOCKER_HOST" });
+    return new FailedEngine(caught, { url: env.DOCKER_HOST ?? "", source: "DOCKER_HOST" });
   }
-}
-
-/** An engine every call of which fails with `error`: commands that need no engine still run. */
-function unreachableEngine(error: unknown, endpoint: Engine["endpoint"]): Engine {
-  const reason = error instanceof Error ? error : new Error(String(error));
-  const fail = () => Promise.reject(reason);
-  const client = new Proxy({}, { get: () => fail });
-  return {
-    endpoint,
-    images: client as Engine["images"],
-    containers: client as Engine["containers"],
-    volumes: client as Engine["volumes"],
-    info: fail,
-    close: () => {},
-    explain: (e: unknown) => e,
-  };
 }
