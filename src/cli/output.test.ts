@@ -30,12 +30,12 @@ describe("table", () => {
 
 describe("formatError", () => {
   it("prints a VmError's message and hint", () => {
-    const error = new VmError("CONFIG_INVALID", "vm.yaml is invalid", { hint: "Fix it", exitCode: 3 });
+    const error = new VmError("CONFIG_INVALID", "vm.yaml is invalid", { hint: "Fix it" });
     assert.equal(formatError(error, false), "Error: vm.yaml is invalid\nHint: Fix it\n");
   });
 
   it("prints a VmError without a hint as one line", () => {
-    assert.equal(formatError(new VmError("X", "broken"), false), "Error: broken\n");
+    assert.equal(formatError(new VmError("BUILD_FAILED", "broken"), false), "Error: broken\n");
   });
 
   it("adds the code and stack of a VmError in debug mode", () => {

@@ -6,9 +6,10 @@ import { findConfig } from "../config/discover.ts";
 import { formatWarnings, loadConfig } from "../config/load.ts";
 import { writeStarterConfig } from "../config/starter.ts";
 import { createEnvironment } from "../env/environment.ts";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 import { validateSnapshotName } from "../snapshot-file/names.ts";
 import { parseBuildArgs } from "./snapshot/shared.ts";
+import { parseSnapshotInput } from "../lib/names.ts";
 
 export const createCommand: CommandDef = {
   path: ["create"],
@@ -60,10 +61,9 @@ async function saveAsBase(ctx: CommandContext, options: Record<string, unknown>)
   if (!saveAs || !dockerfile) {
     throw new VmError("USAGE", "--save-as and --from-dockerfile go together", {
       hint: "vm create --save-as @NAME --from-dockerfile ./Dockerfile",
-      exitCode: ExitCode.usage,
     });
   }
-  const name = saveAs.replace(/^@/, "");
+  const { name } = parseSnapshotInput(saveAs);
   validateSnapshotName(name);
   const path = resolve(ctx.cwd, dockerfile);
   const { createFromDockerfile } = await import("../snapshot/create/create.ts");

@@ -1,7 +1,7 @@
 import { requireConfig } from "../cli/context.ts";
 import type { CommandDef } from "../cli/command.ts";
 import { streamLogs } from "../env/session.ts";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 
 export const logsCommand: CommandDef = {
   path: ["logs"],
@@ -17,9 +17,7 @@ export const logsCommand: CommandDef = {
     if (options.tail !== undefined) {
       tail = Number(options.tail);
       if (!Number.isInteger(tail) || tail < 0) {
-        throw new VmError("USAGE", `--tail expects a number of lines, got '${options.tail as string}'`, {
-          exitCode: ExitCode.usage,
-        });
+        throw new VmError("USAGE", `--tail expects a number of lines, got '${options.tail as string}'`);
       }
     }
     await streamLogs(ctx, config, {

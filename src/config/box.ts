@@ -1,6 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, resolve } from "node:path";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
+import { parseSnapshotInput, SNAPSHOT_NAME, SNAPSHOT_NAME_RULE } from "../lib/names.ts";
 import type { RawBox } from "./schema.ts";
 
 /** What `vm.box` asks for, resolved against the folder of the vm.yaml that says it. */
@@ -25,12 +26,12 @@ export function parseBox(box: RawBox, baseDir: string, where: string): BoxSpec {
     return { kind: "dockerfile", dockerfile, context, args };
   }
   const value = box.trim();
-  if (value.startsWith("@")) {
-    const name = value.slice(1);
-    if (!/^[a-z0-9][a-z0-9._-]{0,127}$/.test(name)) {
+  const snapshot = parseSnapshotInput(value);
+  if (snapshot.global) {
+    const { name } = snapshot;
+    if (!SNAPSHOT_NAME.test(name)) {
       throw new VmError("CONFIG_INVALID", `${where}: vm.box '${value}' is not a valid snapshot name`, {
-        hint: "Snapshot names use lowercase letters, digits, '.', '_' and '-' (max 128), e.g. @vibe-base",
-        exitCode: ExitCode.config,
+        hint: `Snapshot names use ${SNAPSHOT_NAME_RULE}, e.g. @vibe-base`,
       });
     }
     return { kind: "snapshot", name };

@@ -1,11 +1,12 @@
 import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { isMap, isScalar } from "yaml";
-import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
+import { VmError, systemErrorCode } from "../errors.ts";
 import { parseBox, type BoxSpec } from "./box.ts";
 import { expandDottedKeys } from "./dotted.ts";
 import { IGNORED_FIELDS, dropIgnoredFields } from "./legacy.ts";
-import { PERCENT, PROJECT_NAME, configSchema, patterns, type RawConfig } from "./schema.ts";
+import { PERCENT, configSchema, patterns, type RawConfig } from "./schema.ts";
+import { projectNameFromFolder } from "../lib/names.ts";
 import { memoryBytes, nanoCpus } from "../lib/units.ts";
 import {
   lineOf,
@@ -74,7 +75,6 @@ export async function loadConfig(file: string): Promise<Config> {
     if (systemErrorCode(error) === "ENOENT") {
       throw new VmError("CONFIG_NOT_FOUND", `Config file ${file} does not exist`, {
         hint: "Check the --config path, or run `vm create` in the project folder to write a starter vm.yaml",
-        exitCode: ExitCode.config,
       });
     }
     throw error;
@@ -131,12 +131,7 @@ function boxNameWarnings(raw: RawConfig, source: YamlSource, label: string): str
 
 function normalize(raw: RawConfig, file: string): Config {
   const dir = dirname(file);
-  const folderName = basename(dir)
-    .toLowerCase()
-    .replace(/[^a-z0-9_.-]+/g, "-")
-    .replace(/^[^a-z0-9]+/, "")
-    .slice(0, 63);
-  const name = raw.project?.name ?? (PROJECT_NAME.test(folderName) ? folderName : "project");
+  const name = raw.project?.name ?? projectNameFromFolder(dir);
   const ports = Array.isArray(raw.ports)
     ? raw.ports.map(parsePort)
     : (raw.ports?.mappings ?? []).map((m): PortSpec => ({

@@ -1,16 +1,20 @@
 import { z } from "zod";
-import { memoryBytes } from "../lib/units.ts";
+import {
+  parseSnapshotInput,
+  PROJECT_NAME,
+  PROJECT_NAME_RULE,
+  SNAPSHOT_NAME,
+  SNAPSHOT_NAME_RULE,
+} from "../lib/names.ts";
+import { MEMORY_SIZE as SIZE, memoryBytes } from "../lib/units.ts";
 
 /**
  * The one definition of vm.yaml. Validation, the TypeScript types and the JSON Schema for editors
  * (schema/vm.schema.json, `npm run schema`) all come from here.
  */
 
-const SIZE = /^\s*(unlimited|\d+(\.\d+)?\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?)\s*$/i;
 const PORT = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d{1,5}):(\d{1,5})(?:\/(tcp|udp))?$/;
 const VOLUME = /^([a-zA-Z0-9][a-zA-Z0-9_.-]*):(\/[^:]*)(?::(ro|rw))?$/;
-export const PROJECT_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
-const SNAPSHOT_BOX = /^@[a-z0-9][a-z0-9._-]{0,127}$/;
 /** "50%": a share of the engine's memory or CPUs, as vm 3.x allowed (1% to 100%). */
 export const PERCENT = /^\s*(\d{1,3})\s*%\s*$/;
 const HOSTNAME = /^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$/;
@@ -90,12 +94,17 @@ const boxObject = z
   })
   .describe("Build the box from a Dockerfile");
 
-const BOX_STRING =
-  "expected @ and a snapshot name of lowercase letters, digits, '.', '_' or '-' (max 128), such as @vibe-base";
+const BOX_STRING = `expected @ and a snapshot name of ${SNAPSHOT_NAME_RULE}, such as @vibe-base`;
 const boxString = z
   .string()
   .min(1)
-  .refine((text) => !text.trim().startsWith("@") || SNAPSHOT_BOX.test(text.trim()), { error: BOX_STRING });
+  .refine(
+    (text) => {
+      const snapshot = parseSnapshotInput(text.trim());
+      return !snapshot.global || SNAPSHOT_NAME.test(snapshot.name);
+    },
+    { error: BOX_STRING },
+  );
 
 const box = z
   .union([boxString, boxObject], {
@@ -159,10 +168,7 @@ export const configSchema = z
           {
             name: z
               .string({ error: "expected a name" })
-              .regex(PROJECT_NAME, {
-                error:
-                  "expected lowercase letters, digits, '.', '_' or '-', starting with a letter or digit (max 63)",
-              })
+              .regex(PROJECT_NAME, { error: `expected ${PROJECT_NAME_RULE}` })
               .optional()
               .describe("Project name: names the environment (default: the folder's name)"),
             hostname: z

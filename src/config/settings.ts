@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
+import { VmError, systemErrorCode } from "../errors.ts";
 import { parseYamlSource, schemaPaths, validate, type SourceKind } from "./yaml-source.ts";
 
 /**
@@ -38,7 +38,6 @@ export async function loadSettings(file: string): Promise<Settings> {
       `Cannot read ${file} (${systemErrorCode(error) ?? String(error)})`,
       {
         hint: "Make it a readable file (or remove it: without one, vm uses its defaults)",
-        exitCode: ExitCode.config,
       },
     );
   }

@@ -1,16 +1,12 @@
 import { readdirSync } from "node:fs";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { writeFileAtomic } from "../lib/atomic.ts";
 import { CONFIG_NAME } from "./discover.ts";
+import { projectNameFromFolder } from "../lib/names.ts";
 
 /** Writes a starter vm.yaml into `dir` (never over an existing one) and returns its path. */
 export async function writeStarterConfig(dir: string): Promise<{ file: string; box: string }> {
-  const name =
-    basename(dir)
-      .toLowerCase()
-      .replace(/[^a-z0-9_.-]+/g, "-")
-      .replace(/^[^a-z0-9]+/, "")
-      .slice(0, 63) || "project";
+  const name = projectNameFromFolder(dir);
   const dockerfile = readdirSync(dir).find(
     (f) => /^Dockerfile([.-].*)?$/.test(f) || f.endsWith(".dockerfile"),
   );

@@ -1,6 +1,6 @@
 import { LineCounter, isMap, parseDocument, type Document } from "yaml";
 import type { z } from "zod";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 import { suggest } from "./suggest.ts";
 
 /**
@@ -11,7 +11,7 @@ import { suggest } from "./suggest.ts";
 
 /** Which file kind this is: the VmError codes (`${code}_SYNTAX`, `${code}_INVALID`) and the hint. */
 export interface SourceKind {
-  code: string;
+  code: "CONFIG" | "SETTINGS";
   hint: string;
   /** Reads `box: @name` as written, though YAML reserves '@' at the start of a plain value (vm.yaml). */
   allowAt?: boolean;
@@ -50,7 +50,6 @@ export function parseYamlSource(text: string, file: string, kind: SourceKind): Y
     });
     throw new VmError(`${kind.code}_SYNTAX`, `${file} is not valid YAML:\n${lines.join("\n")}`, {
       hint: kind.hint,
-      exitCode: ExitCode.config,
     });
   }
   return { file, text, doc, lineCounter };
@@ -119,7 +118,6 @@ export function invalidFile(file: string, problems: Problem[], kind: SourceKind)
   const lines = [...problems].sort((a, b) => a.line - b.line).map((p) => `  ${p.text}`);
   return new VmError(`${kind.code}_INVALID`, `${file} is invalid:\n${lines.join("\n")}`, {
     hint: kind.hint,
-    exitCode: ExitCode.config,
   });
 }
 

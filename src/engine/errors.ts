@@ -1,4 +1,4 @@
-import { ExitCode, VmError, type VmErrorOptions } from "../errors.ts";
+import { VmError, type VmErrorOptions } from "../errors.ts";
 
 /**
  * The engine's failures in the engine's own terms, so domain code branches on what happened (the object
@@ -9,7 +9,7 @@ import { ExitCode, VmError, type VmErrorOptions } from "../errors.ts";
 export class EngineError extends VmError {
   readonly status: number;
   constructor(status: number, message: string, what: string) {
-    super("ENGINE_REQUEST_FAILED", `${what}: ${message}`, { exitCode: ExitCode.failure });
+    super("ENGINE_REQUEST_FAILED", `${what}: ${message}`);
     this.status = status;
   }
 }
@@ -25,9 +25,9 @@ export class Unreachable extends VmError {
   constructor(
     code: "ENGINE_UNAVAILABLE" | "ENGINE_CONNECTION_LOST",
     message: string,
-    options: Omit<VmErrorOptions, "exitCode"> = {},
+    options: VmErrorOptions = {},
   ) {
-    super(code, message, { ...options, exitCode: ExitCode.engine });
+    super(code, message, options);
   }
 }
 

@@ -1,4 +1,4 @@
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 
 /** Label keys on everything vm creates. vm finds its things by these labels, never by parsing names. */
 export const Label = {
@@ -32,7 +32,6 @@ export function extraLabels(env: NodeJS.ProcessEnv): Record<string, string> {
     if (!key || (Object.values(Label) as string[]).includes(key)) {
       throw new VmError("VM_LABELS_INVALID", `VM_LABELS entry '${pair}' is not a key=value pair vm may add`, {
         hint: "Write VM_LABELS as key=value pairs separated by commas; vm's own keys (dev.vm.managed, dev.vm.project, ...) are reserved",
-        exitCode: ExitCode.usage,
       });
     }
     labels[key] = pair.slice(eq + 1).trim();

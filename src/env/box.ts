@@ -2,7 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import type { BoxSpec } from "../config/box.ts";
 import type { Config } from "../config/load.ts";
 import { Label, managedLabels } from "../engine/labels.ts";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 import { resolveSnapshotImage } from "../store/resolve.ts";
 import { boxImageTag } from "./names.ts";
 import type { Services } from "./services.ts";
@@ -21,7 +21,6 @@ export async function resolveBox(services: Services, config: Config): Promise<Re
   if (!box) {
     throw new VmError("BOX_MISSING", `${config.file} does not say which box to use (vm.box)`, {
       hint: 'Set vm.box to a Dockerfile ("./Dockerfile"), an image ("debian:bookworm") or a snapshot ("@name")',
-      exitCode: ExitCode.config,
     });
   }
   switch (box.kind) {
@@ -45,7 +44,6 @@ async function buildBox(
       `Dockerfile ${box.dockerfile} (vm.box in ${config.file}) does not exist`,
       {
         hint: "Fix the path in vm.box; relative paths start from the folder of vm.yaml",
-        exitCode: ExitCode.config,
       },
     );
   }
@@ -55,7 +53,6 @@ async function buildBox(
       `Build context ${box.context} (vm.box in ${config.file}) is not a folder`,
       {
         hint: "Fix vm.box.context; relative paths start from the folder of vm.yaml",
-        exitCode: ExitCode.config,
       },
     );
   }
@@ -90,16 +87,12 @@ async function imageBox(services: Services, ref: string): Promise<ResolvedBox> {
         `Image '${ref}' is not in the engine and could not be pulled: ${(error as Error).message}`,
         {
           hint: "Build or load the image first (docker build / docker load), or set vm.box to a Dockerfile or an imported snapshot (@name)",
-          exitCode: ExitCode.notFound,
           cause: error,
         },
       );
     }
     image = await services.engine.images.inspect(ref);
   }
-  if (!image)
-    throw new VmError("IMAGE_NOT_FOUND", `Image '${ref}' could not be found after pulling it`, {
-      exitCode: ExitCode.notFound,
-    });
+  if (!image) throw new VmError("IMAGE_NOT_FOUND", `Image '${ref}' could not be found after pulling it`);
   return { image: ref, imageId: image.id, description: `image ${ref}` };
 }

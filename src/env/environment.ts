@@ -4,7 +4,7 @@ import type { ContainerDetails, ContainerSummary, Engine } from "../engine/engin
 import { isConflict } from "../engine/errors.ts";
 import { removeImageChain } from "../engine/image-chain.ts";
 import { Label, managedLabels } from "../engine/labels.ts";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 import { guardInterrupts } from "../lib/interrupt.ts";
 import { resolveBox } from "./box.ts";
 import type { Services } from "./services.ts";
@@ -34,7 +34,6 @@ export async function requireEnvironment(engine: Engine, config: Config): Promis
       `Project '${config.project.name}' has no environment (${config.file})`,
       {
         hint: "Create it with `vm create`",
-        exitCode: ExitCode.notFound,
       },
     );
   }
@@ -50,7 +49,6 @@ export function ensureRunning(env: ContainerSummary, config: Config): ContainerS
       {
         hint:
           env.state === "paused" ? "It is paused; `vm restart` brings it back" : "Start it with `vm start`",
-        exitCode: ExitCode.failure,
       },
     );
   }
@@ -91,7 +89,6 @@ export async function createEnvironment(
       `Project '${config.project.name}' already has an environment (${existing.name}, ${existing.state})`,
       {
         hint: "Use it with `vm ssh` / `vm exec`, or re-create it with `vm create --force`",
-        exitCode: ExitCode.conflict,
       },
     );
   }
@@ -171,7 +168,6 @@ export async function createEnvironment(
           `A container named '${name}' already exists and vm did not create it`,
           {
             hint: `Remove it (docker rm -f ${name}) or choose another project.name in ${config.file}`,
-            exitCode: ExitCode.conflict,
             cause: error,
           },
         );
@@ -266,10 +262,7 @@ export async function destroyEnvironment(
 export async function inspectEnvironment(engine: Engine, config: Config): Promise<ContainerDetails> {
   const env = await requireEnvironment(engine, config);
   const details = await engine.containers.inspect(env.id);
-  if (!details)
-    throw new VmError("ENV_NOT_FOUND", `The environment of '${config.project.name}' vanished`, {
-      exitCode: ExitCode.notFound,
-    });
+  if (!details) throw new VmError("ENV_NOT_FOUND", `The environment of '${config.project.name}' vanished`);
   return details;
 }
 

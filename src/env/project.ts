@@ -4,7 +4,7 @@ import { findConfig } from "../config/discover.ts";
 import { formatWarnings, loadConfig, type Config } from "../config/load.ts";
 import type { ContainerSummary, Engine } from "../engine/engine.ts";
 import { Label } from "../engine/labels.ts";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 import { envLabels, listEnvironments } from "./environment.ts";
 
 /** How the project a command acts on was found; said once on stderr when it was not named outright. */
@@ -80,7 +80,6 @@ export async function requireProject(query: ProjectQuery): Promise<Config> {
   if (!env) {
     throw new VmError("ENV_NOT_FOUND", `Project '${context.name}' has no environment`, {
       hint: "vm list --all shows the environments on this engine; create one with `vm create` in the project's folder",
-      exitCode: ExitCode.notFound,
     });
   }
   const details = await query.engine.containers.inspect(env.id);
@@ -103,7 +102,6 @@ export function noProject(cwd: string): VmError {
     `No vm.yaml in ${cwd} or any parent folder, and no environment was created here`,
     {
       hint: "Run it in the project's folder, pass --config FILE or --project NAME (`vm list --all` shows the projects), or run `vm create` to start one here",
-      exitCode: ExitCode.config,
     },
   );
 }
@@ -141,6 +139,6 @@ function severalEnvironments(envs: ContainerSummary[], cwd: string): VmError {
   return new VmError(
     "PROJECT_AMBIGUOUS",
     `Several environments were created from this folder, so which project is meant is unclear:\n${lines.join("\n")}`,
-    { hint: "Pick one with --project NAME or --config FILE, as listed above", exitCode: ExitCode.usage },
+    { hint: "Pick one with --project NAME or --config FILE, as listed above" },
   );
 }

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { ContainerSummary, Engine } from "../engine/engine.ts";
 import { systemErrorCode } from "../errors.ts";
 import { guardInterrupts } from "../lib/interrupt.ts";
-import { alive } from "../lib/pid.ts";
+import { elsewhere, ownerGone, ownerTag, parseOwner, type Owner } from "../lib/owner.ts";
 
 /**
  * Pausing an environment for a consistent commit, so that no interruption leaves it paused: Ctrl-C and
@@ -18,7 +18,7 @@ export async function whilePaused<T>(
 ): Promise<T> {
   const marker = join(markerDir, containerId);
   await mkdir(markerDir, { recursive: true });
-  await writeFile(marker, `${process.pid}\n`);
+  await writeFile(marker, `${ownerTag()}\n`);
   const unpause = async () => {
     await engine.containers.unpause(containerId);
     await rm(marker, { force: true });
@@ -45,18 +45,20 @@ export async function recoverPaused(
 ): Promise<ContainerSummary> {
   if (env.state !== "paused") return env;
   const marker = join(markerDir, env.id);
-  let owner: number;
+  let owner: Owner | undefined;
   try {
-    owner = Number.parseInt(await readFile(marker, "utf8"), 10);
+    owner = parseOwner(await readFile(marker, "utf8"));
   } catch (error) {
     if (systemErrorCode(error) === "ENOENT") return env;
     throw error;
   }
-  if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) return env;
+  // Another host's vm may still run (a shared config home): only this host's dead owners are reclaimed.
+  const mine = owner !== undefined && owner.pid === process.pid && !elsewhere(owner);
+  if (owner && !mine && !ownerGone(owner)) return env;
   await engine.containers.unpause(env.id);
   await rm(marker, { force: true });
   log(
-    `Unpaused ${env.name}: an interrupted vm snapshot create --quiesce (pid ${owner}) had left it paused\n`,
+    `Unpaused ${env.name}: an interrupted vm snapshot create --quiesce (pid ${owner?.pid ?? "unknown"}) had left it paused\n`,
   );
   return { ...env, state: "running" };
 }

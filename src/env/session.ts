@@ -1,7 +1,7 @@
 import { fstatSync } from "node:fs";
 import type { Config } from "../config/load.ts";
 import type { Engine } from "../engine/engine.ts";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 import type { Io } from "../lib/io.ts";
 import { SnapshotStore } from "../store/store.ts";
 import { ensureRunning, requireEnvironment } from "./environment.ts";
@@ -50,7 +50,6 @@ export async function runInEnvironment(
       "An interactive shell needs a terminal, and stdin or stdout is not one",
       {
         hint: "Run a command instead: vm ssh -c 'CMD' or vm exec -- CMD",
-        exitCode: ExitCode.usage,
       },
     );
   }
@@ -63,8 +62,7 @@ export async function runInEnvironment(
   const extraEnv: Record<string, string> = { ...config.environment };
   for (const pair of options.env) {
     const eq = pair.indexOf("=");
-    if (eq <= 0)
-      throw new VmError("USAGE", `--env expects KEY=VALUE, got '${pair}'`, { exitCode: ExitCode.usage });
+    if (eq <= 0) throw new VmError("USAGE", `--env expects KEY=VALUE, got '${pair}'`);
     extraEnv[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   if (tty && ctx.env.TERM) extraEnv.TERM ??= ctx.env.TERM;

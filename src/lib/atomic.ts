@@ -1,14 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { link, open, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
+import { VmError, systemErrorCode } from "../errors.ts";
+import { ownerTag } from "./owner.ts";
 
 /** A temporary name beside `target`, so the final rename stays on one filesystem and is atomic. */
 export function tempPathFor(target: string): string {
-  return join(
-    dirname(target),
-    `.${basename(target)}.vm-tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
-  );
+  return join(dirname(target), `.${basename(target)}.vm-tmp-${ownerTag()}-${randomBytes(4).toString("hex")}`);
 }
 
 /**
@@ -40,7 +38,6 @@ export async function writeFileAtomic(
     await unlink(temp).catch(() => {});
     if (systemErrorCode(error) === "EEXIST") {
       throw new VmError("FILE_EXISTS", `${target} already exists`, {
-        exitCode: ExitCode.conflict,
         cause: error,
       });
     }

@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import zlib from "node:zlib";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 
 import type { Compression } from "./compression.ts";
 export type { Compression } from "./compression.ts";
@@ -29,7 +29,6 @@ function compressorFor(compression: Compression, level: number | undefined): Com
   if (!Number.isInteger(chosen) || chosen < range.min || chosen > range.max) {
     throw new VmError("COMPRESSION_LEVEL_INVALID", `${compression} level ${chosen} is not supported`, {
       hint: `Use a whole number from ${range.min} to ${range.max}.`,
-      exitCode: ExitCode.usage,
     });
   }
   const failed = (error: Error) => {

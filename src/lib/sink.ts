@@ -3,7 +3,7 @@ import { basename, dirname, join } from "node:path";
 import type { Writable } from "node:stream";
 import { formatBytes } from "./units.ts";
 import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
-import { alive } from "./pid.ts";
+import { ownerGone, parseOwner } from "./owner.ts";
 import { tempPathFor } from "./atomic.ts";
 
 /** Where an archive's bytes go: a file (seekable, so headers can be filled in later) or a stream. */
@@ -105,13 +105,12 @@ export class StreamSink implements Sink {
 }
 
 /** Exit status of a process ended by SIGPIPE, as `yes | head` leaves it: what scripts expect. */
-export const CLOSED_PIPE_EXIT = 141;
+export const CLOSED_PIPE_EXIT = ExitCode.closedPipe;
 
 function streamError(error: Error): Error {
   if (systemErrorCode(error) !== "EPIPE" && systemErrorCode(error) !== "ERR_STREAM_DESTROYED") return error;
   // One line, no hint: the reader's own message (an import's refusal, say) is the one that matters.
   return new VmError("OUTPUT_CLOSED", "Standard output was closed before the export finished; stopped", {
-    exitCode: CLOSED_PIPE_EXIT,
     cause: error,
   });
 }
@@ -122,9 +121,8 @@ async function removeStaleTemps(target: string): Promise<void> {
   const entries = await readdir(dirname(target)).catch(() => [] as string[]);
   for (const entry of entries) {
     if (!entry.startsWith(prefix)) continue;
-    const pid = Number.parseInt(entry.slice(prefix.length), 10);
-    if (Number.isInteger(pid) && pid !== process.pid && !alive(pid))
-      await unlink(join(dirname(target), entry)).catch(() => {});
+    const owner = parseOwner(entry.slice(prefix.length));
+    if (owner && ownerGone(owner)) await unlink(join(dirname(target), entry)).catch(() => {});
   }
 }
 
@@ -142,7 +140,6 @@ export function fileError(
       `No space left on the device while writing ${path} (${formatBytes(written)} written${need})`,
       {
         hint: "Free some space or write elsewhere with --output PATH; nothing was left at the target path",
-        exitCode: ExitCode.failure,
         cause: error,
       },
     );
@@ -150,7 +147,6 @@ export function fileError(
   if (code === "EACCES" || code === "EROFS" || code === "ENOENT" || code === "EISDIR") {
     return new VmError("OUTPUT_UNWRITABLE", `Cannot write ${path} (${code})`, {
       hint: "Choose a folder you can write to with --output PATH",
-      exitCode: ExitCode.failure,
       cause: error,
     });
   }
@@ -176,7 +172,6 @@ export async function ensureRoom(path: string, minimum: number, what: string): P
     `Not enough space to write ${path}: ${formatBytes(free)} free on its filesystem, and ${what} needs at least ${formatBytes(minimum)}`,
     {
       hint: "Free some space or write elsewhere with --output PATH; nothing was written",
-      exitCode: ExitCode.failure,
     },
   );
 }

@@ -1,5 +1,3 @@
-const SIZE = /^\s*(unlimited|\d+(\.\d+)?\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?)\s*$/i;
-
 const UNIT_BYTES: Record<string, number> = {
   b: 1,
   k: 1024,
@@ -16,6 +14,12 @@ const UNIT_BYTES: Record<string, number> = {
   tib: 1024 ** 4,
 };
 
+/** A memory size as vm.yaml takes it: "unlimited", or a number with an optional binary unit ("8g", "512 MiB"). */
+export const MEMORY_SIZE = new RegExp(
+  `^\\s*(unlimited|\\d+(\\.\\d+)?\\s*(${Object.keys(UNIT_BYTES).join("|")})?)\\s*$`,
+  "i",
+);
+
 /**
  * vm.memory in bytes, or undefined for no limit. A bare number means MB (as the earlier tool read it);
  * sizes use binary units, as Docker's own `--memory 8g` does.
@@ -23,7 +27,7 @@ const UNIT_BYTES: Record<string, number> = {
 export function memoryBytes(value: number | string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value === "number") return Math.round(value * UNIT_BYTES.mb!);
-  const match = SIZE.exec(value);
+  const match = MEMORY_SIZE.exec(value);
   if (!match) throw new Error(`not a memory size: ${value}`);
   if (match[1]!.toLowerCase() === "unlimited") return undefined;
   const amount = Number.parseFloat(match[1]!);

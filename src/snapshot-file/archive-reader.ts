@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { PassThrough, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
 import { createDecompressor, type Compression } from "../lib/codec.ts";
+import { copyOf } from "../lib/tee.ts";
 import { decodeError, sniff } from "./archive-decode.ts";
 import { streamGuard } from "./stream-guard.ts";
 import {
@@ -209,22 +210,18 @@ function isLegacyStart(header: tar.Header): boolean {
 
 /** A copy of `entry` to hand on, hashed and counted as it passes; `digest` settles once all of it has. */
 function hashedCopy(entry: Readable): {
-  copy: PassThrough;
+  copy: Readable;
   digest: Promise<{ size: number; sha256: string }>;
 } {
   const hash = createHash("sha256");
   let size = 0;
-  const copy = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const digest = (async () => {
-    for await (const chunk of entry) {
-      hash.update(chunk as Buffer);
-      size += (chunk as Buffer).length;
-      if (!copy.write(chunk)) await once(copy, "drain");
-    }
-    copy.end();
-    return { size, sha256: hash.digest("hex") };
-  })();
-  digest.catch((error: unknown) => copy.destroy(error as Error));
+  const { copy, done } = copyOf(entry as AsyncIterable<Buffer>, (chunk) => {
+    hash.update(chunk);
+    size += chunk.length;
+  });
+  const digest = done.then(() => ({ size, sha256: hash.digest("hex") }));
+  // A skipped image destroys its copy unread, which stops the copying: nobody waits for this digest then.
+  digest.catch(() => {});
   return { copy, digest };
 }
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 import { platformString, type SnapshotMetadata } from "./metadata.ts";
 import { SNAPSHOT_NAME } from "./names.ts";
 
@@ -81,7 +81,6 @@ export function parseManifest(raw: Buffer): Manifest {
       `This snapshot file uses format version ${major}; this vm reads versions up to ${FORMAT_VERSION}`,
       {
         hint: "Upgrade vm to import it",
-        exitCode: ExitCode.integrity,
       },
     );
   }
@@ -132,7 +131,7 @@ export function invalidArchive(
   message: string,
   hint = "The file is damaged or is not a vm snapshot; get a fresh copy of it",
 ): VmError {
-  return new VmError("ARCHIVE_INVALID", message, { hint, exitCode: ExitCode.integrity });
+  return new VmError("ARCHIVE_INVALID", message, { hint });
 }
 
 /** The human-readable entries written beside the image. */

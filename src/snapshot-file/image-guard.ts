@@ -1,7 +1,7 @@
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import { BLOCK, encodeHeader, padding } from "../lib/tar-header.ts";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 import { TarWalker, type EntryHandler, type TarEntry } from "../lib/tar-walk.ts";
 
 /**
@@ -277,7 +277,6 @@ function looksLikeRepositories(json: object): boolean {
 function invalid(why: string): VmError {
   return new VmError("IMAGE_INVALID", `images/base.tar cannot be loaded safely: ${why}`, {
     hint: "Do not import this file; get the snapshot from its maker again (nothing was imported)",
-    exitCode: ExitCode.integrity,
   });
 }
 
@@ -288,7 +287,6 @@ function namesRefused(names: string[]): VmError {
     `images/base.tar names image tags (${shown}${names.length > 5 ? ", ..." : ""}): loading it would point those tags on this engine at the file's image. A file vm exports names none`,
     {
       hint: "Do not import this file: whoever made it may be trying to replace images you use; get the snapshot from its maker again (nothing was imported)",
-      exitCode: ExitCode.integrity,
     },
   );
 }

@@ -1,7 +1,7 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { PassThrough, type Readable } from "node:stream";
-import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
+import { VmError, systemErrorCode } from "../errors.ts";
 
 /** The snapshot file a command reads: a path, or "-" for standard input. Shared by import and verify. */
 export async function openInput(
@@ -13,14 +13,12 @@ export async function openInput(
   const path = input.startsWith("/") ? input : `${cwd}/${input}`;
   try {
     const info = await stat(path);
-    if (!info.isFile())
-      throw new VmError("INPUT_NOT_A_FILE", `${path} is not a file`, { exitCode: ExitCode.usage });
+    if (!info.isFile()) throw new VmError("INPUT_NOT_A_FILE", `${path} is not a file`);
     return { stream: createReadStream(path, { highWaterMark: 1024 * 1024 }), size: info.size, path };
   } catch (error) {
     if (systemErrorCode(error) === "ENOENT") {
       throw new VmError("INPUT_NOT_FOUND", `${path} does not exist`, {
         hint: "Check the path of the snapshot file",
-        exitCode: ExitCode.notFound,
       });
     }
     throw error;

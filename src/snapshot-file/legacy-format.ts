@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 import { invalidArchive } from "./format.ts";
 
 /**
@@ -156,7 +156,6 @@ export function checkLegacy(read: LegacyRead, image: ImageIdentity | undefined):
       `The vm 3.x snapshot file holds ${metadata.services.length} images (${metadata.services.map((s) => s.name).join(", ") || "none"}); vm imports snapshots of one image`,
       {
         hint: "Export one service's snapshot with vm 3.x, or load its images/<service>.tar yourself with docker load",
-        exitCode: ExitCode.failure,
       },
     );
   }
@@ -189,7 +188,6 @@ export function checkLegacy(read: LegacyRead, image: ImageIdentity | undefined):
       `images/${service.image_file} is not the image metadata.json records: expected image ID ${id}, the file's image is ${image.configDigest}${image.manifestDigests.length ? ` (manifest ${image.manifestDigests.join(", ")})` : ""}`,
       {
         hint: "The file was changed or damaged after it was exported; get a fresh copy (nothing was imported)",
-        exitCode: ExitCode.integrity,
       },
     );
   }

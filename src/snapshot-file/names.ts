@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
-import { ExitCode, VmError } from "../errors.ts";
+import { SNAPSHOT_NAME, SNAPSHOT_NAME_RULE } from "../lib/names.ts";
+import { VmError } from "../errors.ts";
 
-/** One path component: lowercase letters, digits, '.', '_', '-', starting with a letter or digit. */
-export const SNAPSHOT_NAME = /^[a-z0-9][a-z0-9._-]{0,127}$/;
+export { SNAPSHOT_NAME } from "../lib/names.ts";
 
 /** Where a snapshot lives: the global scope (`@name`, what boxes and imports use) or one project's. */
 export type SnapshotRef =
@@ -11,8 +11,7 @@ export type SnapshotRef =
 export function validateSnapshotName(name: string): void {
   if (!SNAPSHOT_NAME.test(name)) {
     throw new VmError("SNAPSHOT_NAME_INVALID", `'${name}' is not a valid snapshot name`, {
-      hint: "Use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit (max 128), e.g. vibe-base",
-      exitCode: ExitCode.usage,
+      hint: `Use ${SNAPSHOT_NAME_RULE}, e.g. vibe-base`,
     });
   }
 }

@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { loadSettings } from "../config/settings.ts";
-import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
+import { VmError, systemErrorCode } from "../errors.ts";
 
 /**
  * Ed25519 signatures over a snapshot file's checksums.json, which binds the manifest and every entry.
@@ -27,8 +27,7 @@ export interface PublicKey {
   comment: string;
 }
 
-const keyError = (message: string, hint: string) =>
-  new VmError("SIGNING_KEY_INVALID", message, { hint, exitCode: ExitCode.usage });
+const keyError = (message: string, hint: string) => new VmError("SIGNING_KEY_INVALID", message, { hint });
 
 class SshReader {
   private offset = 0;
@@ -221,7 +220,6 @@ export function checkSignature(raw: Buffer, checksums: Buffer): PublicKey {
 function signatureError(message: string): VmError {
   return new VmError("SIGNATURE_INVALID", message, {
     hint: "Get a fresh copy from its maker; nothing was imported",
-    exitCode: ExitCode.integrity,
   });
 }
 
@@ -267,7 +265,6 @@ export function enforceSignature(
       "The snapshot file is not signed, and this import requires a signature",
       {
         hint: "Ask its maker to export it with --sign KEY, or import without --require-signature (and without require_signature in settings.yaml)",
-        exitCode: ExitCode.integrity,
       },
     );
   }
@@ -283,7 +280,6 @@ export function enforceSignature(
       `The snapshot file is signed by ${signer.fingerprint}${signer.comment ? ` (${signer.comment})` : ""}, which is not a trusted key`,
       {
         hint: `Add its public key line to ${policy.sources[0]}, or pass --trusted-key FILE`,
-        exitCode: ExitCode.integrity,
       },
     );
   }

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { Writable, type Readable } from "node:stream";
 import tar from "tar-stream";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 import type { ArchiveContents } from "./archive-reader.ts";
 import { ENTRY, type Manifest } from "./format.ts";
 
@@ -11,7 +11,6 @@ function mismatch(path: string, expected: string, actual: string, what = "sha256
     `${path} does not match the snapshot's checksums: expected ${what} ${expected}, got ${actual}`,
     {
       hint: "The file was changed or damaged after it was exported; get a fresh copy (nothing was imported)",
-      exitCode: ExitCode.integrity,
     },
   );
 }
@@ -39,7 +38,6 @@ export function verifyContents(contents: ArchiveContents): void {
   if (!checksums) {
     throw new VmError("ARCHIVE_TRUNCATED", "The snapshot file ends before checksums.json: it is truncated", {
       hint: "The copy is incomplete; transfer it again",
-      exitCode: ExitCode.integrity,
     });
   }
   if (manifestDigest !== checksums.manifest_sha256)
@@ -48,10 +46,7 @@ export function verifyContents(contents: ArchiveContents): void {
   for (const entry of contents.read) {
     if (entry.path === ENTRY.checksums || entry.path === ENTRY.signature) continue;
     const expected = listed.get(entry.path);
-    if (!expected)
-      throw new VmError("ARCHIVE_INVALID", `${entry.path} is not listed in checksums.json`, {
-        exitCode: ExitCode.integrity,
-      });
+    if (!expected) throw new VmError("ARCHIVE_INVALID", `${entry.path} is not listed in checksums.json`);
     if (expected.size === entry.size && expected.sha256 === entry.sha256) continue;
     // A head entry the (verified) manifest vouches for is right: then it is checksums.json that changed.
     const vouched = manifest.entries.some((e) => e.path === entry.path && e.sha256 === entry.sha256);
@@ -66,7 +61,6 @@ export function verifyContents(contents: ArchiveContents): void {
 function invalidMissing(path: string): VmError {
   return new VmError("ARCHIVE_INCOMPLETE", `The snapshot file has no ${path}`, {
     hint: "The file is damaged or truncated; get a fresh copy",
-    exitCode: ExitCode.integrity,
   });
 }
 
@@ -157,7 +151,6 @@ export class ImageVerifier {
       throw new VmError(
         "IMAGE_INVALID",
         `images/base.tar is not a readable docker save stream: ${(error as Error).message}`,
-        { exitCode: ExitCode.integrity },
       );
     }
     const saveManifest = this.small.get("manifest.json");
@@ -230,6 +223,5 @@ export class ImageVerifier {
 function invalidImage(message: string): VmError {
   return new VmError("IMAGE_INVALID", `images/base.tar: ${message}`, {
     hint: "The file was changed or damaged after it was exported; get a fresh copy (nothing was imported)",
-    exitCode: ExitCode.integrity,
   });
 }

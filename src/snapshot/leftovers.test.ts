@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import { describe, it } from "node:test";
 import { Label } from "../engine/labels.ts";
 import { MemoryEngine } from "../engine/testing/memory-engine.ts";
+import { ownerTag, self } from "../lib/owner.ts";
 import { cleanLeftovers, STAGING_REPO } from "./leftovers.ts";
 
 const snapshotRole = { [Label.managed]: "true", [Label.role]: "snapshot" };
@@ -32,12 +33,14 @@ function probe(engine: MemoryEngine, name: string, owner: string) {
 }
 
 describe("cleanLeftovers (on an in-memory engine)", () => {
-  it("removes the probe containers and staged tags of a dead vm on this host, and nothing else", async () => {
+  it("removes the probe containers and staged tags of a dead vm on this host (as this vm and older ones name them), and nothing else", async () => {
     const engine = new MemoryEngine();
     engine.addImage("busybox", { tags: ["busybox:latest"] });
     const dead = deadPid();
     const live = process.ppid;
     await probe(engine, "dead-probe", `${hostname()}/${dead}`);
+    await probe(engine, "dead-probe-now", ownerTag({ ...self(), pid: dead }));
+    await probe(engine, "remote-probe-now", ownerTag({ pid: dead, hostId: "0badc0de", started: "" }));
     await probe(engine, "live-probe", `${hostname()}/${live}`);
     await probe(engine, "remote-probe", `elsewhere/${dead}`);
     const staged = engine.addImage("staged", {
@@ -61,11 +64,11 @@ describe("cleanLeftovers (on an in-memory engine)", () => {
         extraLabels: {},
         log: () => {},
       }),
-      2,
+      3,
     );
 
     const names = (await engine.containers.list({})).map((c) => c.name).sort();
-    assert.deepEqual(names, ["live-probe", "remote-probe"]);
+    assert.deepEqual(names, ["live-probe", "remote-probe", "remote-probe-now"]);
     assert.deepEqual(
       engine.imageRecords.get(staged)?.tags,
       ["vm-snapshot/global:kept"],

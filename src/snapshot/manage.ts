@@ -1,7 +1,7 @@
 import { isConflict, isNotFound } from "../engine/errors.ts";
 import { removeUntaggedAncestors } from "../engine/image-chain.ts";
 import type { Services } from "../env/services.ts";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 import type { SnapshotMetadata } from "../snapshot-file/metadata.ts";
 import { describeRef, type SnapshotRef } from "../snapshot-file/names.ts";
 import { removeVolumeQuietly, snapshotVolumeName } from "../store/volumes.ts";
@@ -63,7 +63,6 @@ export async function deleteSnapshot(
       `Snapshot '${describeRef(ref)}' is used by container${users.length > 1 ? "s" : ""} ${users.join(", ")}`,
       {
         hint: "Remove those environments first (vm destroy in their projects), or use --force to delete the snapshot and keep the image until they are gone",
-        exitCode: ExitCode.conflict,
       },
     );
   }

@@ -1,21 +1,21 @@
 import type { Engine } from "../engine/engine.ts";
-import { ExitCode, VmError } from "../errors.ts";
+import { VmError } from "../errors.ts";
 import type { SnapshotMetadata } from "../snapshot-file/metadata.ts";
 import { describeRef, validateSnapshotName, type SnapshotRef } from "../snapshot-file/names.ts";
 import type { SnapshotStore } from "./store.ts";
+import { parseSnapshotInput } from "../lib/names.ts";
 
 export function snapshotNotFound(input: string, elsewhere: SnapshotMetadata[] = []): VmError {
-  const shown = input.startsWith("@") ? input : `@${input}`;
-  const name = shown.slice(1);
+  const { global, name } = parseSnapshotInput(input);
+  const shown = `@${name}`;
   const projects = elsewhere.filter((s) => s.scope === "project" && s.name === name);
   if (projects.length > 0) {
     const list = projects.map((s) => `${s.name} (project ${s.project!})`).join(", ");
     return new VmError(
       "SNAPSHOT_NOT_FOUND",
-      `Snapshot '${input}' not found${input.startsWith("@") ? " among the global snapshots" : " in this project or among the global ones"}; there is ${list}`,
+      `Snapshot '${input}' not found${global ? " among the global snapshots" : " in this project or among the global ones"}; there is ${list}`,
       {
         hint: `Name its project: --project ${projects[0]!.project!}   (vm snapshot list shows every snapshot)`,
-        exitCode: ExitCode.notFound,
       },
     );
   }
@@ -24,7 +24,6 @@ export function snapshotNotFound(input: string, elsewhere: SnapshotMetadata[] = 
     `Snapshot '${shown}' not found. Import it first with: vm snapshot import <file>`,
     {
       hint: "vm snapshot import <file>   (vm snapshot list shows the snapshots you have)",
-      exitCode: ExitCode.notFound,
     },
   );
 }
@@ -41,8 +40,7 @@ export async function findSnapshot(
   project: string | undefined,
   log: (text: string) => void = () => {},
 ): Promise<{ ref: SnapshotRef; metadata: SnapshotMetadata }> {
-  const global = input.startsWith("@");
-  const name = global ? input.slice(1) : input;
+  const { global, name } = parseSnapshotInput(input);
   validateSnapshotName(name);
   if (!global && project) {
     const ref: SnapshotRef = { scope: "project", project, name };
@@ -64,7 +62,7 @@ export async function findSnapshot(
     throw new VmError(
       "SNAPSHOT_AMBIGUOUS",
       `Several projects have a snapshot named '${name}':\n${lines.join("\n")}`,
-      { hint: "Pick one with --project NAME, as listed above", exitCode: ExitCode.usage },
+      { hint: "Pick one with --project NAME, as listed above" },
     );
   }
   throw snapshotNotFound(input, all);
@@ -77,7 +75,6 @@ export function snapshotImageMissing(ref: SnapshotRef, metadata: SnapshotMetadat
     `Snapshot ${describeRef(ref)} is registered, but the engine no longer has its image ${metadata.image_tag} (${metadata.engine_image_id.slice(0, 19)})`,
     {
       hint: `Import the snapshot file again (vm snapshot import <file> --force), or remove the entry: vm snapshot delete ${ref.scope === "global" ? "@" : ""}${ref.name}`,
-      exitCode: ExitCode.notFound,
     },
   );
 }

@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, readFile, readdir, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
-import { alive } from "../lib/pid.ts";
+import { VmError, systemErrorCode } from "../errors.ts";
+import { ownerGone, ownerTag, parseOwner } from "../lib/owner.ts";
 import { metadataSchema, type SnapshotMetadata } from "../snapshot-file/metadata.ts";
 import { SNAPSHOT_NAME, type SnapshotRef } from "../snapshot-file/names.ts";
 
@@ -129,7 +129,7 @@ export class SnapshotStore {
 
   /** A private folder on the store's filesystem, named after this process so leftovers can be told apart. */
   async stagingDir(): Promise<string> {
-    const dir = join(this.root, STAGING, `${process.pid}-${randomBytes(6).toString("hex")}`);
+    const dir = join(this.root, STAGING, `${ownerTag()}-${randomBytes(6).toString("hex")}`);
     await mkdir(dir, { recursive: true });
     return dir;
   }
@@ -137,8 +137,8 @@ export class SnapshotStore {
   /** Removes staging folders left by processes that no longer run (killed mid-write). */
   async cleanStaleStaging(): Promise<void> {
     for (const entry of await readdirOrEmpty(join(this.root, STAGING))) {
-      const pid = Number(entry.split("-")[0]);
-      if (Number.isInteger(pid) && pid !== process.pid && !alive(pid)) {
+      const owner = parseOwner(entry);
+      if (owner && ownerGone(owner)) {
         await rm(join(this.root, STAGING, entry), { recursive: true, force: true });
       }
     }
@@ -161,7 +161,6 @@ function parseMetadata(text: string, file: string): SnapshotMetadata {
   } catch {
     throw new VmError("SNAPSHOT_METADATA_INVALID", `${file} is not valid JSON`, {
       hint: "Delete the snapshot (vm snapshot delete) and create or import it again",
-      exitCode: ExitCode.integrity,
     });
   }
   const result = metadataSchema.safeParse(data);
@@ -172,7 +171,6 @@ function parseMetadata(text: string, file: string): SnapshotMetadata {
       `${file} is not a snapshot vm can read (${first?.path.join(".")}: ${first?.message})`,
       {
         hint: "It may come from a newer vm: upgrade vm, or delete the snapshot and create it again",
-        exitCode: ExitCode.integrity,
       },
     );
   }

@@ -1,9 +1,10 @@
 import { resolve, dirname } from "node:path";
 import { services } from "../../cli/context.ts";
 import type { CommandDef } from "../../cli/command.ts";
-import { ExitCode, VmError } from "../../errors.ts";
+import { VmError } from "../../errors.ts";
 import { describeRef, validateSnapshotName, type SnapshotRef } from "../../snapshot-file/names.ts";
 import { parseBuildArgs, snapshotProject } from "./shared.ts";
+import { parseSnapshotInput } from "../../lib/names.ts";
 
 export const snapshotCreateCommand: CommandDef = {
   path: ["snapshot", "create"],
@@ -25,8 +26,7 @@ export const snapshotCreateCommand: CommandDef = {
       ),
   run: async (ctx, args, options) => {
     const input = args[0]!;
-    const global = input.startsWith("@");
-    const name = global ? input.slice(1) : input;
+    const { global, name } = parseSnapshotInput(input);
     validateSnapshotName(name);
     const dockerfile = options.fromDockerfile as string | undefined;
     // A build from a Dockerfile into a global snapshot needs no project; everything else does.
@@ -41,7 +41,6 @@ export const snapshotCreateCommand: CommandDef = {
           hint: dockerfile
             ? `Build it as a global snapshot instead: vm snapshot create @${name} --from-dockerfile ${dockerfile}`
             : `Run it in the project's folder, or pass --config FILE or --project NAME (vm list --all shows the projects); or build a global snapshot from a Dockerfile: vm snapshot create @${name} --from-dockerfile PATH`,
-          exitCode: ExitCode.usage,
         },
       );
     }

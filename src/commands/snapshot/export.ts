@@ -5,7 +5,7 @@ import type { CommandDef } from "../../cli/command.ts";
 import { Progress, formatDuration } from "../../cli/progress.ts";
 import { compressionForPath, type Compression } from "../../lib/compression.ts";
 import { formatBytes } from "../../lib/units.ts";
-import { ExitCode, VmError } from "../../errors.ts";
+import { VmError } from "../../errors.ts";
 import { snapshotProject } from "./shared.ts";
 
 export const snapshotExportCommand: CommandDef = {
@@ -92,16 +92,13 @@ export function refuseUrl(target: string, flag: string): void {
   if (!scheme) return;
   throw new VmError("URL_NOT_SUPPORTED", `${flag} ${target}: vm cannot write to ${scheme}:// locations yet`, {
     hint: `Export to a local file and copy it with the tool for that storage, e.g.: vm snapshot export NAME --output ./NAME.snapshot.tar.gz && aws s3 cp ./NAME.snapshot.tar.gz ${target}`,
-    exitCode: ExitCode.usage,
   });
 }
 
 function chooseCompression(option: string | undefined, output: string | undefined): Compression {
   if (option !== undefined) {
     if (option !== "gzip" && option !== "zstd" && option !== "none") {
-      throw new VmError("USAGE", `--compression must be gzip, zstd or none, not '${option}'`, {
-        exitCode: ExitCode.usage,
-      });
+      throw new VmError("USAGE", `--compression must be gzip, zstd or none, not '${option}'`);
     }
     return option;
   }
@@ -116,7 +113,6 @@ function parseLevel(value: string | undefined, compression: Compression): number
     throw new VmError(
       "USAGE",
       `--compress must be a whole number from 1 to ${max} for ${compression}, not '${value}'`,
-      { exitCode: ExitCode.usage },
     );
   }
   return level;

@@ -4,7 +4,7 @@ import { services } from "../../cli/context.ts";
 import type { CommandDef } from "../../cli/command.ts";
 import { confirm } from "../../cli/prompt.ts";
 import { Progress, formatDuration } from "../../cli/progress.ts";
-import { ExitCode, VmError } from "../../errors.ts";
+import { VmError } from "../../errors.ts";
 
 export const snapshotImportCommand: CommandDef = {
   path: ["snapshot", "import"],
@@ -29,7 +29,6 @@ export const snapshotImportCommand: CommandDef = {
         `vm cannot read snapshot files from ${scheme}:// locations yet: ${args[0]!}`,
         {
           hint: `Download it first, then import the local file (e.g. aws s3 cp ${args[0]!} ./ , or curl -fLO ${args[0]!}), or stream it: curl -fsSL URL | vm snapshot import -`,
-          exitCode: ExitCode.usage,
         },
       );
     }

@@ -2,7 +2,7 @@ import { stringify } from "yaml";
 import type { CommandDef } from "../../cli/command.ts";
 import { table } from "../../cli/output.ts";
 import { formatBytes } from "../../lib/units.ts";
-import { ExitCode, VmError } from "../../errors.ts";
+import { VmError } from "../../errors.ts";
 import { listSnapshots } from "../../snapshot/manage.ts";
 import { listRow, sourceText } from "../../snapshot/report.ts";
 import { SnapshotStore } from "../../store/store.ts";
@@ -23,15 +23,11 @@ export const snapshotListCommand: CommandDef = {
   run: async (ctx, _args, options) => {
     const format = options.json === true ? "json" : (options.format as string);
     if (!["table", "json", "yaml"].includes(format)) {
-      throw new VmError("USAGE", `--format must be table, json or yaml, not '${format}'`, {
-        exitCode: ExitCode.usage,
-      });
+      throw new VmError("USAGE", `--format must be table, json or yaml, not '${format}'`);
     }
     const type = options.type as string | undefined;
     if (type !== undefined && type !== "base" && type !== "project") {
-      throw new VmError("USAGE", `--type must be base or project, not '${type}'`, {
-        exitCode: ExitCode.usage,
-      });
+      throw new VmError("USAGE", `--type must be base or project, not '${type}'`);
     }
     const snapshots = await listSnapshots(
       SnapshotStore.fromEnv(ctx.env),

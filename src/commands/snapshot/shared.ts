@@ -1,5 +1,6 @@
 import { currentProject, type CommandContext } from "../../cli/context.ts";
 import type { ProjectContext } from "../../env/project.ts";
+import { parseSnapshotInput } from "../../lib/names.ts";
 
 /**
  * The project a snapshot command works in. A global name (`@name`) needs none, so no vm.yaml is read for
@@ -11,7 +12,7 @@ export async function snapshotProject(
   input: string,
   needsProject = false,
 ): Promise<ProjectContext | undefined> {
-  if (input.startsWith("@") && !needsProject && ctx.projectOption === undefined) return undefined;
+  if (parseSnapshotInput(input).global && !needsProject && ctx.projectOption === undefined) return undefined;
   return currentProject(ctx);
 }
 

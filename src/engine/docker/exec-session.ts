@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { Writable, type Duplex } from "node:stream";
-import { ExitCode, VmError } from "../../errors.ts";
+import { VmError } from "../../errors.ts";
 import type { ExecOptions } from "../engine.ts";
 import { demultiplex } from "./multiplex.ts";
 
@@ -54,7 +54,6 @@ export async function pumpSession(socket: Duplex, options: ExecOptions): Promise
       "EXEC_STREAM_FAILED",
       `The command's output stream broke: ${(error as Error).message}`,
       {
-        exitCode: ExitCode.engine,
         cause: error,
       },
     );

@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import type { BorrowedBody } from "../engine.ts";
-import { ExitCode, VmError } from "../../errors.ts";
+import { VmError } from "../../errors.ts";
 import type { BuildOptions, ImageClient, ImageDetails, ImageSummary } from "../engine.ts";
 import type { RawImage, RawImageSummary } from "./types.ts";
 import { normalizeArch } from "../platform.ts";
@@ -132,7 +132,6 @@ export class DockerImageClient implements ImageClient {
       if (error instanceof StreamFailure) {
         throw new VmError("LOAD_FAILED", `The engine refused the image in the file: ${error.engineMessage}`, {
           hint: "The file is probably damaged: check it with vm snapshot verify FILE and get a fresh copy (nothing was imported)",
-          exitCode: ExitCode.integrity,
         });
       }
       throw error;

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { ExitCode, VmError } from "../../errors.ts";
+import { VmError } from "../../errors.ts";
 import type { Endpoint } from "../engine.ts";
 
 /** Where the Docker engine answers, and why we chose it (shown by `vm doctor` and in errors). */
@@ -37,7 +37,6 @@ export function parseHost(url: string, source: string, tls?: Endpoint["tls"]): E
   const badHost = (why: string) =>
     new VmError("ENGINE_HOST_INVALID", `${source} '${url}' cannot be used: ${why}`, {
       hint: "Use unix:///path/to/docker.sock or tcp://host:port",
-      exitCode: ExitCode.engine,
     });
   if (url.startsWith("unix://")) {
     const socketPath = url.slice("unix://".length);
@@ -66,7 +65,6 @@ export function parseHost(url: string, source: string, tls?: Endpoint["tls"]): E
       `${source} '${url}' cannot be used: vm does not speak ssh:// to engines yet`,
       {
         hint: "Forward the remote engine's socket and point vm at it: ssh -nNT -L /tmp/remote-docker.sock:/var/run/docker.sock HOST &  then  DOCKER_HOST=unix:///tmp/remote-docker.sock vm ...",
-        exitCode: ExitCode.engine,
       },
     );
   }
@@ -122,7 +120,6 @@ function contextEndpoint(configDir: string, name: string): Endpoint {
       `Docker context '${name}' is active but ${metaFile} cannot be read`,
       {
         hint: "Run `docker context use default` or `docker context ls` to pick a valid context",
-        exitCode: ExitCode.engine,
         cause,
       },
     );
@@ -130,7 +127,6 @@ function contextEndpoint(configDir: string, name: string): Endpoint {
   if (typeof host !== "string") {
     throw new VmError("ENGINE_CONTEXT_MISSING", `Docker context '${name}' has no docker endpoint`, {
       hint: "Run `docker context inspect " + name + "` to see it",
-      exitCode: ExitCode.engine,
     });
   }
   const tlsDir = join(configDir, "contexts", "tls", id, "docker");

@@ -6,7 +6,7 @@ import { removeImageIfUnused } from "../../engine/image-chain.ts";
 import { Label, managedLabels } from "../../engine/labels.ts";
 import type { Services } from "../../env/services.ts";
 import { findEnvironment } from "../../env/environment.ts";
-import { ExitCode, VmError } from "../../errors.ts";
+import { VmError } from "../../errors.ts";
 import { checkFault } from "../../lib/faults.ts";
 import { pauseMarkerDir, recoverPaused, whilePaused } from "../../env/quiesce.ts";
 import { VERSION } from "../../version.ts";
@@ -52,7 +52,6 @@ async function checkConflict(services: Services, options: CommonOptions): Promis
   if (!options.force && (await services.snapshots.read(options.ref))) {
     throw new VmError("SNAPSHOT_EXISTS", `Snapshot '${describeRef(options.ref)}' already exists`, {
       hint: "Use --force to overwrite it, or choose another name",
-      exitCode: ExitCode.conflict,
     });
   }
 }
@@ -91,7 +90,6 @@ async function commitEnvironment(
   if (!env) {
     throw new VmError("ENV_NOT_FOUND", `Project '${options.project}' has no environment to snapshot`, {
       hint: "Create it with `vm create`, or build a snapshot straight from a Dockerfile: vm snapshot create @NAME --from-dockerfile PATH",
-      exitCode: ExitCode.notFound,
     });
   }
   const container = await engine.containers.inspect(env.id);
@@ -144,7 +142,6 @@ async function buildSnapshot(services: Services, options: DockerfileOptions): Pr
   } catch {
     throw new VmError("DOCKERFILE_NOT_FOUND", `Dockerfile ${options.dockerfile} cannot be read`, {
       hint: "Check the --from-dockerfile path",
-      exitCode: ExitCode.notFound,
     });
   }
   const tag = stagingTag();
@@ -216,7 +213,7 @@ async function register(
   try {
     const [info, image] = await Promise.all([engine.info(), engine.images.inspect(imageId)]);
     if (!image)
-      throw new VmError("SNAPSHOT_IMAGE_MISSING", `The image just made (${imageId}) is gone from the engine`);
+      throw new VmError("STAGED_IMAGE_MISSING", `The image just made (${imageId}) is gone from the engine`);
     services.log(`Taking inventory of ${describeRef(ref)}\n`);
     const [digest, inventory] = await Promise.all([
       configDigest(engine, info.imageStore, image.id),

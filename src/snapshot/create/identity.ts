@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { BorrowedBody, Engine } from "../../engine/engine.ts";
 import { TarWalker } from "../../lib/tar-walk.ts";
-import { ExitCode, VmError } from "../../errors.ts";
+import { VmError } from "../../errors.ts";
 
 /**
  * An image's config digest: its identity across engines and image stores. The classic store uses it as
@@ -15,10 +15,7 @@ export async function configDigest(
 ): Promise<string> {
   if (imageStore === "classic") {
     const image = await engine.images.inspect(ref);
-    if (!image)
-      throw new VmError("IMAGE_NOT_FOUND", `Image ${ref} is not in the engine`, {
-        exitCode: ExitCode.notFound,
-      });
+    if (!image) throw new VmError("IMAGE_NOT_FOUND", `Image ${ref} is not in the engine`);
     return image.id;
   }
   return configDigestFromSave(await engine.images.save(ref), ref);
@@ -54,9 +51,6 @@ export async function configDigestFromSave(save: BorrowedBody, ref: string): Pro
     throw new VmError(
       "IMAGE_SAVE_UNREADABLE",
       `The engine's save of ${ref} has no readable manifest.json and config`,
-      {
-        exitCode: ExitCode.failure,
-      },
     );
   }
   return `sha256:${createHash("sha256").update(config).digest("hex")}`;

@@ -6,9 +6,9 @@ import { ensureRoom, FileSink, StreamSink } from "../../lib/sink.ts";
 import { formatBytes } from "../../lib/units.ts";
 import { ArchiveWriter, sha256 } from "../../snapshot-file/writer.ts";
 import type { Services } from "../../env/services.ts";
-import { ExitCode, VmError } from "../../errors.ts";
+import { VmError } from "../../errors.ts";
 import { checkFault } from "../../lib/faults.ts";
-import { guardInterrupts } from "../../lib/interrupt.ts";
+import { transaction } from "../../lib/transaction.ts";
 import { VERSION } from "../../version.ts";
 import {
   ENTRY,
@@ -95,7 +95,6 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
   if (options.includeVolumes && !volumeProject) {
     throw new VmError("PROJECT_UNKNOWN", "--include-volumes needs the project whose volumes to include", {
       hint: "Run it in the project's folder, or pass --project NAME",
-      exitCode: ExitCode.usage,
     });
   }
   const volumes = options.includeVolumes && volumeProject ? await projectVolumes(engine, volumeProject) : [];
@@ -131,69 +130,66 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
     const floor = options.compression === "none" ? metadata.size_bytes : Math.floor(metadata.size_bytes / 10);
     await ensureRoom(target, floor, `a ${formatBytes(metadata.size_bytes)} image (${options.compression})`);
   }
-  const sink = toStdout ? new StreamSink(options.stdout) : await FileSink.create(target, metadata.size_bytes);
-  const abort = async () => {
-    if (sink instanceof FileSink) await sink.abort();
-  };
-  options.onStart({ total: metadata.size_bytes, target });
-  return guardInterrupts(abort, async () => {
-    try {
-      const writer = new ArchiveWriter({
-        sink,
-        compression: options.compression,
-        ...(options.level !== undefined ? { level: options.level } : {}),
-        spoolDir: options.spoolDir,
-      });
-      await writer.addBuffer(ENTRY.manifest, manifestBytes);
-      for (const path of HEAD_ENTRIES) await writer.addBuffer(path, docs[path]!);
-      const scanner = new SecretScanner();
-      // Borrowed chunks: each is valid until the next is asked for. The scanner and the hash take them at
-      // once; the compressor copies them into its own buffers.
-      const save = await engine.images.save(metadata.engine_image_id);
-      const imageEntry = await writer.addStream(ENTRY.image, scanned(save, scanner), options.onBytes);
-      const { findings: secrets, allowed: allowedSecrets } = withoutAllowed(await scanner.result(), allow);
-      for (const volume of volumes) {
-        const { tar, close } = await readVolume(
-          engine,
-          metadata.engine_image_id,
-          volume.engineName,
-          services.extraLabels,
-        );
-        try {
-          await writer.addStream(`volumes/${volume.name}.tar`, tar as AsyncIterable<Buffer>, options.onBytes);
-        } finally {
-          await close();
-        }
+  // One transaction (lib/transaction.ts): the temporary file goes on any failure or interruption; the
+  // rename over the target is its commit.
+  return transaction(async (tx) => {
+    const sink = toStdout
+      ? new StreamSink(options.stdout)
+      : await FileSink.create(target, metadata.size_bytes);
+    if (sink instanceof FileSink) tx.undo(() => sink.abort());
+    options.onStart({ total: metadata.size_bytes, target });
+    const writer = new ArchiveWriter({
+      sink,
+      compression: options.compression,
+      ...(options.level !== undefined ? { level: options.level } : {}),
+      spoolDir: options.spoolDir,
+    });
+    await writer.addBuffer(ENTRY.manifest, manifestBytes);
+    for (const path of HEAD_ENTRIES) await writer.addBuffer(path, docs[path]!);
+    const scanner = new SecretScanner();
+    // Borrowed chunks: each is valid until the next is asked for. The scanner and the hash take them at
+    // once; the compressor copies them into its own buffers.
+    const save = await engine.images.save(metadata.engine_image_id);
+    const imageEntry = await writer.addStream(ENTRY.image, scanned(save, scanner), options.onBytes);
+    const { findings: secrets, allowed: allowedSecrets } = withoutAllowed(await scanner.result(), allow);
+    for (const volume of volumes) {
+      const { tar, close } = await readVolume(
+        engine,
+        metadata.engine_image_id,
+        volume.engineName,
+        services.extraLabels,
+      );
+      try {
+        await writer.addStream(`volumes/${volume.name}.tar`, tar as AsyncIterable<Buffer>, options.onBytes);
+      } finally {
+        await close();
       }
-      checkFault(services.env, "export-after-image");
-      if (secrets.length > 0 && options.failOnSecrets) throw secretsFound(secrets);
-      const checksums: Checksums = {
-        version: FORMAT_VERSION,
-        manifest_sha256: sha256(manifestBytes),
-        entries: writer.entries.slice(),
-      };
-      const checksumsBytes = Buffer.from(JSON.stringify(checksums, null, 2) + "\n");
-      await writer.addBuffer(ENTRY.checksums, checksumsBytes);
-      if (signer)
-        await writer.addBuffer(
-          ENTRY.signature,
-          Buffer.from(JSON.stringify(signChecksums(signer, checksumsBytes), null, 2) + "\n"),
-        );
-      await writer.finish();
-      if (sink instanceof FileSink) await sink.commit();
-      return {
-        target,
-        name: ref.name,
-        bytesWritten: sink.position,
-        imageBytes: imageEntry.size,
-        secrets,
-        allowedSecrets,
-        manifest,
-      };
-    } catch (error) {
-      await abort();
-      throw error;
     }
+    checkFault(services.env, "export-after-image");
+    if (secrets.length > 0 && options.failOnSecrets) throw secretsFound(secrets);
+    const checksums: Checksums = {
+      version: FORMAT_VERSION,
+      manifest_sha256: sha256(manifestBytes),
+      entries: writer.entries.slice(),
+    };
+    const checksumsBytes = Buffer.from(JSON.stringify(checksums, null, 2) + "\n");
+    await writer.addBuffer(ENTRY.checksums, checksumsBytes);
+    if (signer)
+      await writer.addBuffer(
+        ENTRY.signature,
+        Buffer.from(JSON.stringify(signChecksums(signer, checksumsBytes), null, 2) + "\n"),
+      );
+    await writer.finish();
+    if (sink instanceof FileSink) await tx.commit(() => sink.commit());
+    return {
+      target,
+      name: ref.name,
+      bytesWritten: sink.position,
+      imageBytes: imageEntry.size,
+      secrets,
+      allowedSecrets,
+      manifest,
+    };
   });
 }
 
@@ -203,7 +199,6 @@ function secretsFound(findings: SecretFinding[]): VmError {
     `The image holds likely secrets, so nothing was exported:\n${formatFindings(findings)}`,
     {
       hint: "Remove them from the environment and create the snapshot again, or export without --fail-on-secrets",
-      exitCode: ExitCode.failure,
     },
   );
 }

@@ -1,10 +1,9 @@
-import { once } from "node:events";
 import { PassThrough, type Readable, type Writable } from "node:stream";
 import type { Engine } from "../../engine/engine.ts";
 import { isVmError } from "../../errors.ts";
 import type { Services } from "../../env/services.ts";
 import { decodeError } from "../../snapshot-file/archive-decode.ts";
-import { drainedOrClosed } from "../../lib/backpressure.ts";
+import { tee } from "../../lib/tee.ts";
 import { guardedImage, ImageGuard, type NamePolicy } from "../../snapshot-file/image-guard.ts";
 
 /** What a load may have made: the engine's images before it, what it reported, the tar's own IDs. */
@@ -50,22 +49,15 @@ export async function loadImage(
   toEngine.on("error", () => {});
   toVerifier.on("error", () => {});
   toVerifier.pipe(verifier);
-  const feeding = (async () => {
-    try {
-      for await (const chunk of image) {
-        const waits: Promise<unknown>[] = [];
-        if (!toVerifier.write(chunk)) waits.push(once(toVerifier, "drain"));
-        if (!toEngine.destroyed && !toEngine.write(chunk)) waits.push(drainedOrClosed(toEngine));
-        await Promise.all(waits);
-      }
-      toVerifier.end();
-      toEngine.end();
-    } catch (error) {
-      // A broken file surfaces through the archive reader; the copies only need to stop.
-      toVerifier.destroy();
-      toEngine.destroy(decodeError(error) as Error);
-    }
-  })();
+  // The engine may stop reading (a refused load) while the verifier reads on. A broken file surfaces
+  // through the archive reader; the copies only need to stop, the engine's with the decoded reason.
+  const feeding = tee(
+    image as AsyncIterable<Buffer>,
+    [{ stream: toVerifier }, { stream: toEngine, optional: true }],
+    {
+      errorFor: (error) => decodeError(error) as Error,
+    },
+  ).catch(() => {});
   const guard = new ImageGuard(policy);
   const guarded = guardedImage(toEngine, guard);
   let refused: unknown;

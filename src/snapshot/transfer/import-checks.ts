@@ -1,5 +1,5 @@
 import type { Services } from "../../env/services.ts";
-import { ExitCode, VmError } from "../../errors.ts";
+import { VmError } from "../../errors.ts";
 import type { Manifest } from "../../snapshot-file/format.ts";
 import type { ImportOptions } from "./import.ts";
 
@@ -11,7 +11,6 @@ export async function verifyFirst(options: ImportOptions): Promise<void> {
       "--verify reads the file twice, so it needs a file, not standard input",
       {
         hint: "Save the stream to a file first, or import from stdin without --verify (every byte is still checked before the snapshot becomes visible)",
-        exitCode: ExitCode.usage,
       },
     );
   }
@@ -29,16 +28,13 @@ export async function checkPlatform(platform: string, engine: string, options: I
   }
   if (options.confirm) {
     if (await options.confirm(`${warning} Continue?`)) return;
-    throw new VmError("IMPORT_CANCELLED", "Import cancelled: nothing was imported", {
-      exitCode: ExitCode.failure,
-    });
+    throw new VmError("IMPORT_CANCELLED", "Import cancelled: nothing was imported");
   }
   throw new VmError(
     "PLATFORM_MISMATCH",
     `Snapshot built for ${platform}, current platform is ${engine}; refusing without a terminal to ask on`,
     {
       hint: "Pass --yes to import it anyway",
-      exitCode: ExitCode.failure,
     },
   );
 }
@@ -64,8 +60,7 @@ export async function loadedImageId(services: Services, loaded: string[], layers
     if (image && JSON.stringify(image.layers) === JSON.stringify(layers)) return image.id;
   }
   throw new VmError(
-    "LOAD_FAILED",
+    "LOADED_IMAGE_MISSING",
     `The engine loaded the file but reports no image with its layers (it said: ${loaded.join(", ") || "nothing"})`,
-    { exitCode: ExitCode.failure },
   );
 }

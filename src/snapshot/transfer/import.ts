@@ -2,15 +2,12 @@ import { dirname, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { EngineError } from "../../engine/errors.ts";
 import type { Services } from "../../env/services.ts";
-import { ExitCode, VmError, isVmError } from "../../errors.ts";
-import { guardInterrupts } from "../../lib/interrupt.ts";
+import { VmError, isVmError } from "../../errors.ts";
+import { transaction } from "../../lib/transaction.ts";
 import { checkPlatform, findPresent, loadedImageId, verifyFirst } from "./import-checks.ts";
-import {
-  readSnapshotArchive,
-  type ArchiveContents,
-  type LegacyContents,
-} from "../../snapshot-file/archive-reader.ts";
-import { LEGACY_NOTE, type LegacyRead } from "../../snapshot-file/legacy-format.ts";
+import { readSnapshotArchive } from "../../snapshot-file/archive-reader.ts";
+import type { Manifest } from "../../snapshot-file/format.ts";
+import { LEGACY_NOTE } from "../../snapshot-file/legacy-format.ts";
 import {
   finishLegacyImport,
   legacyImportReader,
@@ -22,7 +19,7 @@ import {
 import { counting, openInput } from "../../snapshot-file/input.ts";
 import { platformString, type SnapshotMetadata } from "../../snapshot-file/metadata.ts";
 import { importedMetadata, legacyImportedMetadata } from "./imported-metadata.ts";
-import { lockSnapshot, type SnapshotLock } from "../../store/lock.ts";
+import { lockSnapshot } from "../../store/lock.ts";
 import { takeInventory } from "../inventory.ts";
 import { ownerLabel } from "../leftovers.ts";
 import { managedLabels } from "../../engine/labels.ts";
@@ -71,8 +68,10 @@ export interface ImportResult {
 
 /**
  * `vm snapshot import`: reads the file once, streaming the image into the engine while checking every
- * byte; only when all of it matched does the snapshot get its tag and metadata. Any failure removes what
- * was loaded. An image the engine already holds is not loaded again, and only the file's head is read.
+ * byte; only when all of it matched does the snapshot get its tag and metadata. It is one transaction
+ * (lib/transaction.ts): each step that makes something registers its undo, and a failure or an
+ * interruption undoes them all; the registration is its commit. An image the engine already holds is not
+ * loaded again, and only the file's head is read.
  */
 export async function importSnapshot(services: Services, options: ImportOptions): Promise<ImportResult> {
   const { engine, snapshots } = services;
@@ -85,60 +84,60 @@ export async function importSnapshot(services: Services, options: ImportOptions)
   const source = await openInput(options.input, options.cwd, options.stdin);
   options.onStart({ total: source.size });
   const info = await engine.info();
-  let ref: SnapshotRef | undefined;
-  let old: SnapshotMetadata | undefined;
-  let present: string | undefined;
-  /** What the load may have made: the IDs the engine reported, and the image tar's own IDs. */
-  const load: LoadRecord = newLoadRecord();
-  const createdVolumes: string[] = [];
-  let signer: PublicKey | undefined;
-  let lock: SnapshotLock | undefined;
-  let registering: Promise<ImportResult> | undefined;
-  const streamed: LegacyStreamed = {
-    read: { volumes: [] },
-    ref: undefined,
-    deferred: undefined,
-    spooled: [],
-  };
 
-  /** Takes the snapshot's name: checks it, locks it, and refuses an existing one unless --force. */
-  async function claim(fileName: string): Promise<SnapshotRef> {
-    const name = options.name ?? fileName;
-    validateSnapshotName(name);
-    ref = { scope: "global", name };
-    lock = await lockSnapshot(snapshots.root, ref, "imported");
-    old = await snapshots.read(ref);
-    if (old && !options.force) {
-      throw new VmError("SNAPSHOT_EXISTS", `Snapshot '${name}' already exists`, {
-        hint: "Use --force to overwrite or --name to import with different name",
-        exitCode: ExitCode.conflict,
-      });
-    }
-    return ref;
-  }
-  // Ctrl-C or SIGTERM: stop reading and remove what was loaded, unless the snapshot is being registered
-  // already (a tag and one rename): then let that finish, so the snapshot is either whole or absent.
-  const interrupted = async () => {
-    if (registering) {
-      await registering.catch(() => {});
-    } else {
-      source.stream.destroy();
+  return transaction(async (tx) => {
+    tx.stop(() => source.stream.destroy());
+    /** What the load may have made: the IDs the engine reported, and the image tar's own IDs. */
+    const load: LoadRecord = newLoadRecord();
+    /** The engine's copy of this very image, when it has one: then nothing is loaded and nothing removed. */
+    let present: string | undefined;
+    tx.undo(() => removeLoaded(services, load, present));
+    const createdVolumes: string[] = [];
+    tx.undo(async () => {
       for (const volume of createdVolumes) await removeVolumeQuietly(engine, volume);
-      await removeLoaded(services, load, present);
-      await removeSpooled(streamed);
-    }
-    await lock?.release();
-  };
-  try {
-    return await guardInterrupts(interrupted, importLocked);
-  } finally {
-    await lock?.release();
-  }
-
-  async function importLocked(): Promise<ImportResult> {
+    });
+    const streamed: LegacyStreamed = {
+      read: { volumes: [] },
+      ref: undefined,
+      deferred: undefined,
+      spooled: [],
+    };
+    tx.undo(() => removeSpooled(streamed));
+    let claimed: { ref: SnapshotRef; old: SnapshotMetadata | undefined } | undefined;
     const verifier = new ImageVerifier();
     /** A load the engine refused, or the guard: reported after the digests, which name what was damaged. */
     let deferred: unknown;
+
+    /** Takes the snapshot's name: checks it, locks it, and refuses an existing one unless --force. */
+    async function claim(fileName: string): Promise<SnapshotRef> {
+      const name = options.name ?? fileName;
+      validateSnapshotName(name);
+      const ref: SnapshotRef = { scope: "global", name };
+      const lock = await lockSnapshot(snapshots.root, ref, "imported");
+      tx.finally(() => lock.release());
+      const old = await snapshots.read(ref);
+      if (old && !options.force) {
+        throw new VmError("SNAPSHOT_EXISTS", `Snapshot '${name}' already exists`, {
+          hint: "Use --force to overwrite or --name to import with different name",
+        });
+      }
+      claimed = { ref, old };
+      return ref;
+    }
+
+    /** The head is read: the name, the platform, and whether the engine has the image already. */
+    async function admit(manifest: Manifest): Promise<void> {
+      load.layers = manifest.layers;
+      // The file's own name is checked even when --name replaces it: a hostile one marks a hostile file.
+      validateSnapshotName(manifest.snapshot_name);
+      await claim(manifest.snapshot_name);
+      await checkPlatform(manifest.platform, `${info.os}/${info.architecture}`, options);
+      // Signatures and volumes sit after the image: such files are read to the end even when the image is here.
+      present =
+        manifest.volumes?.length || manifest.signed_by || policy.require
+          ? undefined
+          : await findPresent(services, manifest);
+    }
 
     const legacyState: LegacyImportState = {
       engine,
@@ -152,84 +151,60 @@ export async function importSnapshot(services: Services, options: ImportOptions)
         return claim(fileName);
       },
     };
-    let contents: ArchiveContents | LegacyContents<LegacyRead>;
-    let legacy: Awaited<ReturnType<typeof finishLegacyImport>> | undefined;
-    try {
-      const legacyReader = legacyImportReader(legacyState, verifier, streamed);
-      contents = await readSnapshotArchive(
-        counting(source.stream, options.onBytes),
-        {
-          onManifest: async (manifest) => {
-            load.layers = manifest.layers;
-            // The file's own name is checked even when --name replaces it: a hostile one marks a hostile file.
-            validateSnapshotName(manifest.snapshot_name);
-            await claim(manifest.snapshot_name);
-            await checkPlatform(manifest.platform, `${info.os}/${info.architecture}`, options);
-            // A file with volumes is read to the end even when the image is here: the volumes are after it.
-            // Signatures and volumes sit after the image: such files are read to the end even when the image is here.
-            present =
-              manifest.volumes?.length || manifest.signed_by || policy.require
-                ? undefined
-                : await findPresent(services, manifest);
-          },
-          onImage: async (image) => {
-            // The engine holds this very image (same config digest, so the same layers): nothing after the
-            // head is used, so nothing after it is read. `vm snapshot verify` checks a whole file.
-            if (present) return "skip";
-            const outcome = await loadImage(engine, image, verifier.input, load, "refuse");
-            deferred = outcome.deferred;
-            return "consumed";
-          },
-          onVolume: async (volume, tar) => {
-            const image = present ?? load.reported[0];
-            if (!image || !ref)
-              throw new VmError("ARCHIVE_INVALID", `volumes/${volume}.tar comes before the image`, {
-                exitCode: ExitCode.integrity,
-              });
-            const engineName = snapshotVolumeName(ref.name, volume);
-            await removeVolumeQuietly(engine, engineName);
-            createdVolumes.push(engineName);
-            await writeVolume(
-              engine,
-              image,
-              engineName,
-              tar,
-              snapshotVolumeLabels(services.extraLabels, ref.name, volume),
-            );
-          },
+    const legacyReader = legacyImportReader(legacyState, verifier, streamed);
+    const contents = await readSnapshotArchive(
+      counting(source.stream, options.onBytes),
+      {
+        onManifest: admit,
+        onImage: async (image) => {
+          // The engine holds this very image (same config digest, so the same layers): nothing after the
+          // head is used, so nothing after it is read. `vm snapshot verify` checks a whole file.
+          if (present) return "skip";
+          ({ deferred } = await loadImage(engine, image, verifier.input, load, "refuse"));
+          return "consumed";
         },
-        async (first, rest) => {
-          if (policy.require) throw unsignedLegacy();
-          return legacyReader(first, rest);
+        onVolume: async (volume, tar) => {
+          const image = present ?? load.reported[0];
+          if (!image || !claimed)
+            throw new VmError("ARCHIVE_INVALID", `volumes/${volume}.tar comes before the image`);
+          const engineName = snapshotVolumeName(claimed.ref.name, volume);
+          await removeVolumeQuietly(engine, engineName);
+          createdVolumes.push(engineName);
+          const labels = snapshotVolumeLabels(services.extraLabels, claimed.ref.name, volume);
+          await writeVolume(engine, image, engineName, tar, labels);
         },
-      );
-      if (contents.kind === "vm3") {
-        streamed.read = contents.result;
-        legacy = await finishLegacyImport(legacyState, streamed, verifier);
-      } else await checkOurs(contents);
-    } catch (error) {
-      for (const volume of createdVolumes) await removeVolumeQuietly(engine, volume);
-      await removeLoaded(services, load, present);
-      await removeSpooled(streamed);
-      throw error;
-    }
-    if (!ref)
-      throw new VmError("ARCHIVE_INVALID", "The snapshot file has no manifest", {
-        exitCode: ExitCode.integrity,
-      });
-    if (legacy) return registerLegacy(legacy, ref);
-    const ours = contents as ArchiveContents;
-    const engineId = present ?? (await loadedImageId(services, load.reported, ours.manifest.layers));
-    registering = registerImport(
-      importedMetadata(ref, ours, engineId, info.serverVersion, source.path),
-      ref,
-      engineId,
-      !ours.stoppedAtImage,
+      },
+      async (first, rest) => {
+        if (policy.require) throw unsignedLegacy();
+        return legacyReader(first, rest);
+      },
     );
-    return registering;
 
-    /** Every digest of a vm snapshot file, its signature, then what the guard or the engine refused. */
-    async function checkOurs(contents: ArchiveContents): Promise<void> {
+    let metadata: SnapshotMetadata;
+    let engineId: string;
+    let signer: PublicKey | undefined;
+    if (contents.kind === "vm3") {
+      streamed.read = contents.result;
+      const legacy = await finishLegacyImport(legacyState, streamed, verifier);
+      if (!claimed) throw new VmError("ARCHIVE_INVALID", "The snapshot file has no manifest");
+      engineId = await loadedImageId(services, load.reported, legacy.identity.diffIds);
+      const image = (await engine.images.inspect(engineId))!;
+      await checkPlatform(platformString(image.platform), `${info.os}/${info.architecture}`, options);
+      const inventory = await takeInventory(
+        engine,
+        engineId,
+        managedLabels("snapshot", services.extraLabels, ownerLabel()),
+      );
+      metadata = legacyImportedMetadata(
+        claimed.ref,
+        legacy,
+        image,
+        inventory,
+        info.serverVersion,
+        source.path,
+      );
+    } else {
+      // Every digest of a vm snapshot file, its signature, then what the guard or the engine refused.
       verifyContents(contents);
       signer = contents.stoppedAtImage
         ? undefined
@@ -240,40 +215,13 @@ export async function importSnapshot(services: Services, options: ImportOptions)
       if (!present) await verifier.result(contents.manifest);
       // eslint-disable-next-line @typescript-eslint/only-throw-error -- a VmError from the load
       if (deferred !== undefined) throw deferred;
+      if (!claimed) throw new VmError("ARCHIVE_INVALID", "The snapshot file has no manifest");
+      engineId = present ?? (await loadedImageId(services, load.reported, contents.manifest.layers));
+      metadata = importedMetadata(claimed.ref, contents, engineId, info.serverVersion, source.path);
     }
-  }
 
-  /** A vm 3.x file, checked as far as it allows: the platform question, then the same registration. */
-  async function registerLegacy(
-    legacy: Awaited<ReturnType<typeof finishLegacyImport>>,
-    ref: SnapshotRef,
-  ): Promise<ImportResult> {
-    try {
-      const engineId = await loadedImageId(services, load.reported, legacy.identity.diffIds);
-      const image = (await engine.images.inspect(engineId))!;
-      await checkPlatform(platformString(image.platform), `${info.os}/${info.architecture}`, options);
-      const inventory = await takeInventory(
-        engine,
-        engineId,
-        managedLabels("snapshot", services.extraLabels, ownerLabel()),
-      );
-      const metadata = legacyImportedMetadata(ref, legacy, image, inventory, info.serverVersion, source.path);
-      registering = registerImport(metadata, ref, engineId, true);
-    } catch (error) {
-      for (const volume of createdVolumes) await removeVolumeQuietly(engine, volume);
-      await removeLoaded(services, load, present);
-      throw error;
-    }
-    return registering;
-  }
-
-  async function registerImport(
-    metadata: SnapshotMetadata,
-    ref: SnapshotRef,
-    engineId: string,
-    readWhole: boolean,
-  ): Promise<ImportResult> {
-    try {
+    const { ref, old } = claimed;
+    return tx.commit(async () => {
       await engine.images.tag(engineId, imageRepo(ref), ref.name);
       await snapshots.write(ref, metadata);
       if (
@@ -289,14 +237,11 @@ export async function importSnapshot(services: Services, options: ImportOptions)
         name: ref.name,
         metadata,
         loaded: !present,
-        readWhole,
+        readWhole: contents.kind === "vm3" || !contents.stoppedAtImage,
         replaced: old !== undefined,
-        legacy: metadata.imported?.format === "vm 3.x" ? LEGACY_NOTE : undefined,
+        legacy: contents.kind === "vm3" ? LEGACY_NOTE : undefined,
         signer: signer ? { fingerprint: signer.fingerprint, comment: signer.comment } : undefined,
       };
-    } catch (error) {
-      if (!present) await removeLoaded(services, load, present);
-      throw error;
-    }
-  }
+    });
+  });
 }

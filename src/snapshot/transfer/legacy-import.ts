@@ -6,7 +6,7 @@ import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 import type { Engine } from "../../engine/engine.ts";
-import { ExitCode, VmError } from "../../errors.ts";
+import { VmError } from "../../errors.ts";
 import { decodeError } from "../../snapshot-file/archive-decode.ts";
 import type { LegacyReader } from "../../snapshot-file/archive-reader.ts";
 import { invalidArchive } from "../../snapshot-file/format.ts";
@@ -174,7 +174,6 @@ export function unsignedLegacy(): VmError {
     "This is a vm 3.x snapshot file, which carries no signature, and a signature is required",
     {
       hint: "Ask its maker for a signed export (vm snapshot export --sign KEY), or import without --require-signature (and without require_signature in settings.yaml)",
-      exitCode: ExitCode.integrity,
     },
   );
 }

@@ -7,7 +7,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createDecompressor, detectCompression, type Compression } from "../../lib/compression.ts";
 import type { Services } from "../../env/services.ts";
-import { ExitCode, VmError } from "../../errors.ts";
+import { VmError } from "../../errors.ts";
 import { describeRef } from "../../snapshot-file/names.ts";
 import { findSnapshot, snapshotImageMissing } from "../../store/resolve.ts";
 import { SecretScanner, type SecretFinding } from "../../secret-scan/secrets.ts";
@@ -89,7 +89,6 @@ export async function scanFile(input: string, cwd: string, stdin: Readable): Pro
       `${shown} cannot be read as a snapshot file: ${(error as Error).message}`,
       {
         hint: `Check it with: vm snapshot verify ${input}`,
-        exitCode: ExitCode.integrity,
         cause: error,
       },
     );
@@ -97,7 +96,6 @@ export async function scanFile(input: string, cwd: string, stdin: Readable): Pro
   if (images === 0)
     throw new VmError("SCAN_NO_IMAGE", `${shown} holds no image to scan`, {
       hint: `Is it a snapshot file? vm snapshot inspect ${input} shows what it holds`,
-      exitCode: ExitCode.integrity,
     });
   return { target: path, findings: await scanner.result(), skippedLayers: scanner.skippedLayers };
 }

@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { PassThrough, Writable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { describe, it } from "node:test";
+import { copyOf, tee } from "./tee.ts";
+
+/** A writable that keeps what it gets, slowly when asked (a small buffer, so backpressure is real). */
+function collector(delayMs = 0) {
+  const chunks: Buffer[] = [];
+  const stream = new Writable({
+    highWaterMark: 4,
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(Buffer.from(chunk));
+      if (delayMs) setTimeout(callback, delayMs);
+      else callback();
+    },
+  });
+  return { stream, text: () => Buffer.concat(chunks).toString() };
+}
+
+async function* parts(items: string[], failAfter?: number) {
+  let n = 0;
+  for (const item of items) {
+    if (failAfter !== undefined && n++ === failAfter) throw new Error("source broke");
+    await sleep(1);
+    yield Buffer.from(item);
+  }
+}
+
+describe("tee (lib/tee.ts)", () => {
+  it("gives every target the whole source, at the slowest one's pace, and ends them", async () => {
+    const fast = collector();
+    const slow = collector(2);
+    let seen = "";
+    await tee(parts(["ab", "cd", "ef", "gh"]), [{ stream: fast.stream }, { stream: slow.stream }], {
+      onChunk: (c) => (seen += c.toString()),
+    });
+    assert.equal(fast.text(), "abcdefgh");
+    assert.equal(slow.text(), "abcdefgh");
+    assert.equal(seen, "abcdefgh");
+    assert.ok(fast.stream.writableEnded && slow.stream.writableEnded);
+  });
+
+  it("drops an optional target that stops early and feeds the rest to the end", async () => {
+    const kept = collector();
+    const refusing = new PassThrough({ highWaterMark: 1 });
+    refusing.once("data", () => refusing.destroy());
+    refusing.on("error", () => {});
+    await tee(parts(["one", "two", "three"]), [
+      { stream: kept.stream },
+      { stream: refusing, optional: true },
+    ]);
+    assert.equal(kept.text(), "onetwothree");
+  });
+
+  it("fails when a required target is closed before the end", async () => {
+    const closed = new PassThrough();
+    closed.destroy();
+    await assert.rejects(tee(parts(["x", "y"]), [{ stream: closed }]), /required copy/);
+  });
+
+  it("destroys every target with the source's error (or what errorFor makes of it) and rejects", async () => {
+    const a = collector();
+    const b = collector();
+    const errors: string[] = [];
+    a.stream.on("error", (e) => errors.push(e.message));
+    b.stream.on("error", (e) => errors.push(e.message));
+    await assert.rejects(
+      tee(parts(["1", "2", "3"], 2), [{ stream: a.stream }, { stream: b.stream }], {
+        errorFor: (e) => new Error(`decoded: ${(e as Error).message}`),
+      }),
+      /decoded: source broke/,
+    );
+    await sleep(5);
+    assert.deepEqual(errors, ["decoded: source broke", "decoded: source broke"]);
+    assert.equal(a.text(), "12");
+  });
+
+  it("copyOf hands a stream of its own and settles when the copy is complete", async () => {
+    let size = 0;
+    const { copy, done } = copyOf(parts(["abc", "de"]), (c) => (size += c.length));
+    const chunks: Buffer[] = [];
+    for await (const chunk of copy) chunks.push(chunk as Buffer);
+    await done;
+    assert.equal(Buffer.concat(chunks).toString(), "abcde");
+    assert.equal(size, 5);
+  });
+});
