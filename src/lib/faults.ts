@@ -9,3 +9,24 @@ export function checkFault(env: NodeJS.ProcessEnv, point: string): void {
     throw new VmError("FAULT_INJECTED", `Failure injected at '${point}' (VM_TEST_FAULTS)`);
   }
 }
+
+/**
+ * Test hook: VM_TEST_PAUSE="point,point" makes vm stop at those named points: it says so on stderr
+ * ("vm-test: paused at <point>") and waits until a signal arrives (at most a minute), then goes on as a
+ * vm that was busy there would. A test can so interrupt vm in a window a random delay hits only by luck.
+ */
+export async function pausePoint(env: NodeJS.ProcessEnv, point: string): Promise<void> {
+  if (!env.VM_TEST_PAUSE?.split(",").includes(point)) return;
+  process.stderr.write(`vm-test: paused at ${point}\n`);
+  const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+  let resume = () => {};
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 60_000);
+    resume = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    for (const signal of signals) process.once(signal, resume);
+  });
+  for (const signal of signals) process.off(signal, resume);
+}

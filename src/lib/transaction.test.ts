@@ -86,4 +86,19 @@ describe("transactions (lib/transaction.ts)", () => {
     assert.equal(run.status, 143, run.stderr);
     assert.equal(run.stdout, "undone\nreleased\n");
   });
+  it("after an interruption's rollback, the commit is refused and a step made meanwhile is undone too", async () => {
+    const tx = new Transaction();
+    const log: string[] = [];
+    tx.undo(() => log.push("remove loaded image"));
+    const rollback = tx.interrupted();
+    tx.undo(() => log.push("remove volume made meanwhile"));
+    await rollback;
+    await assert.rejects(
+      tx.commit(async () => log.push("registered")),
+      /rolled back before its commit/,
+    );
+    tx.undo(() => log.push("remove late volume"));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(log, ["remove loaded image", "remove volume made meanwhile", "remove late volume"]);
+  });
 });

@@ -14,15 +14,20 @@ export class Transaction {
   readonly #finals: Step[] = [];
   #rollback: Promise<void> | undefined;
   #committing: Promise<unknown> | undefined;
+  #rolledBack = false;
 
   /** What halts work in flight (reading a file, a load): run first on rollback, before any undo. */
   stop(step: Step): void {
     this.#stops.push(step);
   }
 
-  /** How to undo what the step just made; undos run newest first. */
+  /**
+   * How to undo what the step just made; undos run newest first. A step made while the transaction is
+   * being rolled back (work still in flight when Ctrl-C came) is undone too.
+   */
   undo(step: Step): void {
     this.#undos.push(step);
+    if (this.#rolledBack) void settle(step);
   }
 
   /** What runs at the end however it ends (releasing a lock), after any rollback. */
@@ -32,6 +37,9 @@ export class Transaction {
 
   /** The point of no return. If it fails, the whole transaction is rolled back. */
   async commit<T>(work: () => Promise<T>): Promise<T> {
+    // Interrupted before the point of no return: what the work made is being undone, so it must not be
+    // registered now (the process exits once the rollback is done; nobody sees this error).
+    if (this.#rollback) throw new Error("the transaction was rolled back before its commit");
     const committing = work();
     this.#committing = committing;
     try {
@@ -45,7 +53,10 @@ export class Transaction {
   /** Undoes every step, once however often it is asked for; a failing undo does not stop the others. */
   rollback(): Promise<void> {
     this.#rollback ??= (async () => {
-      for (const step of [...this.#stops, ...this.#undos.slice().reverse()]) await settle(step);
+      for (const step of this.#stops) await settle(step);
+      // Newest first, and steps registered meanwhile as well.
+      for (let step = this.#undos.pop(); step; step = this.#undos.pop()) await settle(step);
+      this.#rolledBack = true;
     })();
     return this.#rollback;
   }

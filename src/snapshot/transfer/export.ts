@@ -7,7 +7,7 @@ import { formatBytes } from "../../lib/units.ts";
 import { ArchiveWriter, sha256 } from "../../snapshot-file/writer.ts";
 import type { Services } from "../../env/services.ts";
 import { VmError } from "../../errors.ts";
-import { checkFault } from "../../lib/faults.ts";
+import { checkFault, pausePoint } from "../../lib/faults.ts";
 import { transaction } from "../../lib/transaction.ts";
 import { VERSION } from "../../version.ts";
 import {
@@ -180,7 +180,12 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
         Buffer.from(JSON.stringify(signChecksums(signer, checksumsBytes), null, 2) + "\n"),
       );
     await writer.finish();
-    if (sink instanceof FileSink) await tx.commit(() => sink.commit());
+    await pausePoint(services.env, "export-before-commit");
+    if (sink instanceof FileSink)
+      await tx.commit(async () => {
+        await pausePoint(services.env, "export-committing");
+        await sink.commit();
+      });
     return {
       target,
       name: ref.name,

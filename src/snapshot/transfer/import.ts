@@ -3,6 +3,7 @@ import type { Readable } from "node:stream";
 import { EngineError } from "../../engine/errors.ts";
 import type { Services } from "../../env/services.ts";
 import { VmError, isVmError } from "../../errors.ts";
+import { pausePoint } from "../../lib/faults.ts";
 import { transaction } from "../../lib/transaction.ts";
 import { checkPlatform, findPresent, loadedImageId, verifyFirst } from "./import-checks.ts";
 import { readSnapshotArchive } from "../../snapshot-file/archive-reader.ts";
@@ -221,8 +222,10 @@ export async function importSnapshot(services: Services, options: ImportOptions)
     }
 
     const { ref, old } = claimed;
+    await pausePoint(services.env, "import-before-commit");
     return tx.commit(async () => {
       await engine.images.tag(engineId, imageRepo(ref), ref.name);
+      await pausePoint(services.env, "import-committing");
       await snapshots.write(ref, metadata);
       if (
         old &&
