@@ -63,6 +63,11 @@ describe("owners of temporary things (lib/owner.ts)", () => {
       started: "",
     });
     assert.deepEqual(parseOwner("4242-abcdef123456"), { pid: 4242, hostId: self().hostId, started: "" });
+    assert.deepEqual(
+      parseOwner("999999-abcd1234"),
+      { pid: 999999, hostId: self().hostId, started: "" },
+      "a temp file",
+    );
   });
 
   it("names nobody in text that holds no pid", () => {

@@ -11,8 +11,8 @@ import { alive } from "./pid.ts";
  *
  * Written as a tag that fits in image tags and file names: `<pid>-<host>-s<start>`, the host an 8-digit
  * hash of the hostname, the start the boot and start time of the process (Linux's /proc; empty elsewhere,
- * where only the pid is checked). Older vm wrote the pid alone (or `host/pid`); those still parse, as
- * this host's.
+ * where only the pid is checked). What older vm wrote (the pid alone, `pid-hex`, `host/pid`) still
+ * parses: `host/pid` by its host, the others as this host's.
  */
 export interface Owner {
   pid: number;
@@ -50,11 +50,11 @@ export function parseOwner(text: string): Owner | undefined {
   const [pidText, host, start] = trimmed.split(/[-\s]/);
   const pid = Number(pidText);
   if (!validPid(pid)) return undefined;
-  return {
-    pid,
-    hostId: host && /^[0-9a-f]{8}$/.test(host) ? host : self().hostId,
-    started: start?.startsWith("s") ? start.slice(1) : "",
-  };
+  // Only this form has the "s" part. Older names put random hex (temp files) or a host hash (staging
+  // tags) second, which cannot be told apart: those are taken as this host's, as older vm took them.
+  if (host && /^[0-9a-f]{8}$/.test(host) && start?.startsWith("s"))
+    return { pid, hostId: host, started: start.slice(1) };
+  return { pid, hostId: self().hostId, started: "" };
 }
 
 /** Whether this host runs a different process than `owner` now; unsure (another host) is false. */

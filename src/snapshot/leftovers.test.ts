@@ -53,7 +53,7 @@ describe("cleanLeftovers (on an in-memory engine)", () => {
     });
     engine.addImage("remote-staged", {
       labels: snapshotRole,
-      tags: [`${STAGING_REPO}:${dead}-0badc0de-cccc`],
+      tags: [`${STAGING_REPO}:${dead}-0badc0de-s-cccc`],
     });
 
     assert.equal(
@@ -78,7 +78,7 @@ describe("cleanLeftovers (on an in-memory engine)", () => {
     assert.deepEqual(
       tags,
       [
-        `${STAGING_REPO}:${dead}-0badc0de-cccc`,
+        `${STAGING_REPO}:${dead}-0badc0de-s-cccc`,
         `${STAGING_REPO}:${live}-${hostTag}-bbbb`,
         "vm-snapshot/global:kept",
       ].sort(),
