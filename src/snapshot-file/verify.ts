@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { Writable, type Readable } from "node:stream";
-import tar from "tar-stream";
+import { Writable } from "node:stream";
+import { TarWalker } from "../lib/tar-walk.ts";
 import { VmError } from "../errors.ts";
 import type { ArchiveContents } from "./archive-reader.ts";
 import { ENTRY, type Manifest } from "./format.ts";
@@ -78,44 +78,56 @@ export class ImageVerifier {
   private readonly done: Promise<void>;
 
   constructor() {
-    const extract = tar.extract();
-    let failed = false;
+    // The same synchronous walker as the ImageGuard's: every file entry is hashed as it passes, small
+    // ones (manifest.json, the config, the OCI index and manifests) kept to be read once it has all passed.
+    const walker = new TarWalker((entry) => {
+      if (entry.type !== "file") return undefined;
+      const hash = createHash("sha256");
+      const keep = entry.size <= SMALL ? ([] as Buffer[]) : undefined;
+      return {
+        data: (chunk) => {
+          hash.update(chunk);
+          keep?.push(Buffer.from(chunk));
+        },
+        end: () => {
+          this.hashes.set(entry.name, hash.digest("hex"));
+          if (keep) this.small.set(entry.name, Buffer.concat(keep));
+        },
+      };
+    });
+    let failure: Error | undefined;
+    let settle!: (error?: Error) => void;
+    this.done = new Promise<void>((resolve, reject) => {
+      settle = (error) => (error ? reject(error) : resolve());
+    });
+    // Settled only through result()/identity(): nobody may have asked yet when a damaged image fails.
+    this.done.catch(() => {});
     // A damaged image must not stall the import that feeds this: once parsing fails, input is discarded.
     this.input = new Writable({
       highWaterMark: 1024 * 1024,
       write: (chunk: Buffer, _encoding, callback) => {
-        if (failed || extract.write(chunk)) return callback();
-        const onDrain = () => {
-          extract.off("error", onDrain);
-          callback();
-        };
-        extract.once("drain", onDrain);
-        extract.once("error", onDrain);
-      },
-      final: (callback) => {
-        if (!failed) (extract as unknown as Writable).end();
+        if (!failure) {
+          try {
+            walker.push(chunk, []);
+          } catch (error) {
+            failure = error as Error;
+            settle(failure);
+          }
+        }
         callback();
       },
-    });
-    this.done = (async () => {
-      for await (const entry of extract) {
-        const { name, type, size = 0 } = entry.header;
-        if (type !== "file") {
-          entry.resume();
-          continue;
+      final: (callback) => {
+        if (!failure) {
+          try {
+            walker.finish();
+            settle();
+          } catch (error) {
+            failure = error as Error;
+            settle(failure);
+          }
         }
-        const hash = createHash("sha256");
-        const chunks: Buffer[] = [];
-        for await (const chunk of entry as unknown as Readable) {
-          hash.update(chunk as Buffer);
-          if (size <= SMALL) chunks.push(chunk as Buffer);
-        }
-        this.hashes.set(name, hash.digest("hex"));
-        if (size <= SMALL) this.small.set(name, Buffer.concat(chunks));
-      }
-    })();
-    this.done.catch(() => {
-      failed = true;
+        callback();
+      },
     });
   }
 
