@@ -88,7 +88,9 @@ describe("TarWalker", () => {
     walker.push(encodeHeader({ name: "big", size }), []);
     // 8 GiB of data would follow; a non-zero byte there is data, not padding.
     walker.push(Buffer.alloc(1024, 0xff), []);
-    assert.deepEqual(seen, [{ name: "big", size, type: "file", linkname: "", start: 0, dataStart: 512 }]);
+    assert.deepEqual(seen, [
+      { name: "big", size, type: "file", kind: "file", linkname: "", start: 0, dataStart: 512 },
+    ]);
   });
 
   it("hands each entry's data to its handler and applies PAX paths, split at any byte", () => {

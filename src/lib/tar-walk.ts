@@ -6,6 +6,12 @@
  */
 
 const BLOCK = 512;
+const KINDS: Record<string, string> = {
+  "3": "character-device",
+  "4": "block-device",
+  "6": "fifo",
+  "7": "contiguous-file",
+};
 const MAX_META = 1024 * 1024;
 
 export interface TarEntry {
@@ -14,6 +20,8 @@ export interface TarEntry {
   size: number;
   /** "file", "directory", "symlink", "link" or "other" (devices, FIFOs, GNU sparse files, ...). */
   type: "file" | "directory" | "symlink" | "link" | "other";
+  /** What the entry is, in words for messages: its type, or "character-device", "fifo", "sparse file", ... */
+  kind: string;
   /** A link's target. */
   linkname: string;
   /** Stream offset of the entry's first header block (a PAX or GNU long-name header when it has one). */
@@ -181,7 +189,12 @@ export class TarWalker {
               : "other";
     const start = this.#entryStart ?? dataStart - BLOCK;
     this.#entryStart = undefined;
-    this.#handler = this.#onEntry({ name, size, type, linkname: field(h, 157, 100), start, dataStart });
+    // Go's reader (the engine's) takes a contiguous file for a regular one; `kind` still names it.
+    const kind = sparse
+      ? "sparse file"
+      : (KINDS[flag] ?? (type === "other" ? `entry of type '${flag}'` : type));
+    const linkname = field(h, 157, 100);
+    this.#handler = this.#onEntry({ name, size, type, kind, linkname, start, dataStart });
     this.#begin(size);
   }
 

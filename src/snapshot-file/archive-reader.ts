@@ -2,9 +2,10 @@ import { createHash } from "node:crypto";
 import { once } from "node:events";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import tar from "tar-stream";
 import { createDecompressor, type Compression } from "../lib/codec.ts";
 import { copyOf } from "../lib/tee.ts";
+import { tarEntries, type TarEntryStream } from "../lib/tar-entries.ts";
+import type { TarEntry } from "../lib/tar-walk.ts";
 import { decodeError, sniff } from "./archive-decode.ts";
 import { streamGuard } from "./stream-guard.ts";
 import {
@@ -33,8 +34,8 @@ export interface ReadHandlers {
   onVolume?: (name: string, tar: Readable) => Promise<void>;
 }
 
-/** One entry of the archive as tar-stream hands it over: its header, and its data to read (or resume). */
-export type TarStreamEntry = Readable & { header: tar.Header };
+/** One entry of the archive: its header, and its data to read (or resume). */
+export type TarStreamEntry = TarEntryStream;
 
 /**
  * Reads the rest of a file that turned out to be a vm 3.x snapshot file (see legacy-reader.ts): it gets
@@ -82,7 +83,16 @@ export async function readSnapshotArchive<T>(
   legacy?: LegacyReader<T>,
 ): Promise<ArchiveContents | LegacyContents<T>> {
   const { compression, stream } = await sniff(input);
-  const extract = tar.extract();
+  // One parse of the tar: the walker that hands the entries over also checks the framing (headers'
+  // checksums, zeros where a tar writer leaves zeros) that no digest covers.
+  const { input: extract, entries } = tarEntries((error) =>
+    /ends in the middle/.test(error.message)
+      ? invalidArchive(
+          "The snapshot file ends in the middle of an entry: it is truncated",
+          "The copy is incomplete; transfer it again",
+        )
+      : invalidArchive(`The snapshot file's tar stream is damaged: ${error.message}`),
+  );
   const contents: Partial<ArchiveContents> & { small: Map<string, Buffer>; read: EntryDigestRecord[] } = {
     kind: "vm",
     compression,
@@ -101,11 +111,10 @@ export async function readSnapshotArchive<T>(
   // It may reject while the loop below still waits on an entry; it is awaited there, but must not count
   // as an unhandled rejection in between (which would end the process).
   feeding.catch(() => {});
-  const entries = extract[Symbol.asyncIterator]() as AsyncIterator<TarStreamEntry>;
   try {
     for (let next = await entries.next(); !next.done; next = await entries.next()) {
       const entry = next.value;
-      const { name, type, size = 0 } = entry.header;
+      const { name, kind, size } = entry.header;
       if (seen.size === 0 && isLegacyStart(entry.header)) {
         if (!legacy)
           throw invalidArchive(
@@ -116,10 +125,8 @@ export async function readSnapshotArchive<T>(
         guard.checkEnd();
         return { kind: "vm3", compression, result };
       }
-      if (type !== "file")
-        throw invalidArchive(
-          `Entry '${name}' is a ${type ?? "special entry"}; snapshot files hold only regular files`,
-        );
+      if (kind !== "file")
+        throw invalidArchive(`Entry '${name}' is a ${kind}; snapshot files hold only regular files`);
       const volume = VOLUME_ENTRY.exec(name)?.[1];
       if (!ALLOWED.has(name) && !volume)
         throw invalidArchive(`Unexpected entry '${name}' in the snapshot file`);
@@ -204,7 +211,7 @@ export async function readSnapshotArchive<T>(
  * vm 3.x wrote its files with the Rust tar crate's append_dir_all("."): the first entry is the folder
  * "./" itself, which a vm snapshot file never holds (it starts with manifest.json).
  */
-function isLegacyStart(header: tar.Header): boolean {
+function isLegacyStart(header: TarEntry): boolean {
   return header.type === "directory" && (header.name === "./" || header.name === ".");
 }
 

@@ -26,7 +26,7 @@ export function legacyEntries(handlers: LegacyHandlers): LegacyReader<LegacyRead
     const read: LegacyRead = { volumes: [] };
     const seen = new Set<string>();
     for (let entry: TarStreamEntry | undefined = first; entry;) {
-      const kind = classifyLegacyEntry(entry.header.name, entry.header.type);
+      const kind = classifyLegacyEntry(entry.header.name, entry.header.kind);
       const key = entry.header.name.replace(/^(\.\/)+/, "").replace(/\/+$/, "");
       if (seen.has(key))
         throw invalidArchive(`Entry '${entry.header.name}' appears twice in the snapshot file`);
