@@ -73,7 +73,7 @@ describe("tarEntries (lib/tar-entries.ts)", () => {
   it("reports a damaged header and a tar cut inside an entry with the framing error", async () => {
     const bytes = tarOf(files);
     const damaged = Buffer.from(bytes);
-    damaged[512 * 2 + 10] ^= 0xff; // the second header
+    damaged[512 * 2 + 10] = damaged[512 * 2 + 10]! ^ 0xff; // the second header
     await assert.rejects(readAll(damaged, 4096), /damaged: Not a tar header/);
     await assert.rejects(
       readAll(bytes.subarray(0, 512 * 4 + 100), 4096),

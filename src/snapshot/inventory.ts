@@ -1,4 +1,6 @@
-import type { Engine } from "../engine/engine.ts";
+import type { Engine, ImageDetails } from "../engine/engine.ts";
+import type { SnapshotMetadata } from "../snapshot-file/metadata.ts";
+import { imageTag, type SnapshotRef } from "../snapshot-file/names.ts";
 
 /** What is inside an image: language runtimes, user-installed tools, OS packages. */
 export interface Inventory {
@@ -125,4 +127,38 @@ export function parseInventory(output: string): Inventory {
 /** The first version-looking token: "v22.11.0" → 22.11.0, "go version go1.22.1 linux/amd64" → 1.22.1. */
 export function versionIn(text: string): string | undefined {
   return /(\d+(?:\.\d+)+)/.exec(text)?.[1] ?? /(\d+)/.exec(text)?.[1];
+}
+
+/** What every snapshot's metadata says of its image and where it is kept, made or imported alike. */
+export function imageFacts(
+  ref: SnapshotRef,
+  image: ImageDetails,
+  inventory: Inventory,
+): Pick<
+  SnapshotMetadata,
+  | "name"
+  | "scope"
+  | "project"
+  | "engine_image_id"
+  | "image_tag"
+  | "platform"
+  | "size_bytes"
+  | "languages"
+  | "tools"
+  | "os_packages"
+  | "inventory_note"
+> {
+  return {
+    name: ref.name,
+    scope: ref.scope,
+    project: ref.scope === "project" ? ref.project : null,
+    engine_image_id: image.id,
+    image_tag: imageTag(ref),
+    platform: image.platform,
+    size_bytes: image.size,
+    languages: inventory.languages,
+    tools: inventory.tools,
+    os_packages: inventory.os_packages,
+    ...(inventory.note ? { inventory_note: inventory.note } : {}),
+  };
 }

@@ -14,7 +14,7 @@ import { gitState, type GitState } from "./git.ts";
 import { configDigest } from "./identity.ts";
 import { cleanLeftovers, ownerLabel, STAGING_REPO, stagingTag } from "../leftovers.ts";
 import { lockSnapshot } from "../../store/lock.ts";
-import { takeInventory } from "../inventory.ts";
+import { imageFacts, takeInventory } from "../inventory.ts";
 import { METADATA_FORMAT, type SnapshotMetadata } from "../../snapshot-file/metadata.ts";
 import { describeRef, imageRepo, refLabel, type SnapshotRef } from "../../snapshot-file/names.ts";
 
@@ -221,20 +221,11 @@ async function register(
     ]);
     const metadata: SnapshotMetadata = {
       format: METADATA_FORMAT,
-      name: ref.name,
-      scope: ref.scope,
-      project: ref.scope === "project" ? ref.project : null,
+      ...imageFacts(ref, image, inventory),
       created_at: new Date().toISOString(),
       description: options.description,
       source: origin.source,
       image_id: digest,
-      engine_image_id: image.id,
-      image_tag: `${repo}:${ref.name}`,
-      platform: image.platform,
-      size_bytes: image.size,
-      languages: inventory.languages,
-      tools: inventory.tools,
-      os_packages: inventory.os_packages,
       build: {
         vm_version: VERSION,
         engine_version: info.serverVersion,
@@ -247,7 +238,6 @@ async function register(
         ...(Object.values(origin.buildArgs).includes(null) ? { build_args_note: BUILD_ARGS_NOTE } : {}),
       },
       git: origin.git,
-      ...(inventory.note ? { inventory_note: inventory.note } : {}),
     };
     checkFault(services.env, "register");
     await engine.images.tag(image.id, repo, ref.name);

@@ -10,21 +10,15 @@ import { VmError } from "../../errors.ts";
 import { checkFault, pausePoint } from "../../lib/faults.ts";
 import { transaction } from "../../lib/transaction.ts";
 import { VERSION } from "../../version.ts";
-import {
-  ENTRY,
-  FORMAT_VERSION,
-  HEAD_ENTRIES,
-  documents,
-  type Checksums,
-  type Manifest,
-} from "../../snapshot-file/format.ts";
+import { ENTRY, FORMAT_VERSION, HEAD_ENTRIES, documents, type Manifest } from "../../snapshot-file/format.ts";
 import { platformString } from "../../snapshot-file/metadata.ts";
 import { findSnapshot, snapshotImageMissing } from "../../store/resolve.ts";
 import { allowPatterns, withoutAllowed } from "../../secret-scan/allow.ts";
 import { scanImageConfig } from "../../secret-scan/config-entries.ts";
 import { scanned } from "./scan.ts";
 import { SecretScanner, type SecretFinding } from "../../secret-scan/secrets.ts";
-import { loadSigner, signChecksums } from "../../snapshot-file/signing.ts";
+import { loadSigner } from "../../snapshot-file/signing.ts";
+import { writeTrailer } from "../../snapshot-file/trailer.ts";
 import { projectVolumes, readVolume } from "../../store/volumes.ts";
 
 export interface ExportOptions {
@@ -167,19 +161,7 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
     }
     checkFault(services.env, "export-after-image");
     if (secrets.length > 0 && options.failOnSecrets) throw secretsFound(secrets);
-    const checksums: Checksums = {
-      version: FORMAT_VERSION,
-      manifest_sha256: sha256(manifestBytes),
-      entries: writer.entries.slice(),
-    };
-    const checksumsBytes = Buffer.from(JSON.stringify(checksums, null, 2) + "\n");
-    await writer.addBuffer(ENTRY.checksums, checksumsBytes);
-    if (signer)
-      await writer.addBuffer(
-        ENTRY.signature,
-        Buffer.from(JSON.stringify(signChecksums(signer, checksumsBytes), null, 2) + "\n"),
-      );
-    await writer.finish();
+    await writeTrailer(writer, manifestBytes, signer);
     await pausePoint(services.env, "export-before-commit");
     if (sink instanceof FileSink)
       await tx.commit(async () => {

@@ -1,11 +1,11 @@
 import type { ImageDetails } from "../../engine/engine.ts";
 import { VERSION } from "../../version.ts";
-import type { Inventory } from "../inventory.ts";
+import { imageFacts, type Inventory } from "../inventory.ts";
 import type { ImageIdentity, LegacyChecked } from "../../snapshot-file/legacy-format.ts";
 import type { ArchiveContents } from "../../snapshot-file/archive-reader.ts";
 import { ENTRY } from "../../snapshot-file/format.ts";
 import { METADATA_FORMAT, metadataSchema, type SnapshotMetadata } from "../../snapshot-file/metadata.ts";
-import { imageRepo, type SnapshotRef } from "../../snapshot-file/names.ts";
+import { imageTag, type SnapshotRef } from "../../snapshot-file/names.ts";
 
 /**
  * The store's metadata for an imported file: what the manifest guarantees (checked), plus what the
@@ -39,7 +39,7 @@ export function importedMetadata(
     source: "imported",
     image_id: manifest.image_digest,
     engine_image_id: engineId,
-    image_tag: `${imageRepo(ref)}:${ref.name}`,
+    image_tag: imageTag(ref),
     platform: { os, architecture, ...(variant ? { variant } : {}) },
     size_bytes: manifest.size_bytes,
     languages: manifest.languages,
@@ -88,20 +88,11 @@ export function legacyImportedMetadata(
   const { manifest, metadata } = legacy.checked;
   return metadataSchema.parse({
     format: METADATA_FORMAT,
-    name: ref.name,
-    scope: "global",
-    project: null,
+    ...imageFacts(ref, image, inventory),
     created_at: metadata.created_at,
     description: manifest.description ?? metadata.description ?? "",
     source: "imported",
     image_id: legacy.identity.configDigest,
-    engine_image_id: image.id,
-    image_tag: `${imageRepo(ref)}:${ref.name}`,
-    platform: image.platform,
-    size_bytes: image.size,
-    languages: inventory.languages,
-    tools: inventory.tools,
-    os_packages: inventory.os_packages,
     build: {
       vm_version: "3.x",
       engine_version: "unknown",
@@ -115,7 +106,6 @@ export function legacyImportedMetadata(
     git: metadata.git_commit
       ? { branch: metadata.git_branch, commit: metadata.git_commit, dirty: metadata.git_dirty }
       : null,
-    ...(inventory.note ? { inventory_note: inventory.note } : {}),
     imported: importRecord(engineVersion, manifest.snapshot_name, file, "vm 3.x"),
     ...(metadata.volumes.length
       ? { volumes: metadata.volumes.map((v) => v.archive_file.replace(/\.tar\.(gz|zst)$/, "")) }
