@@ -432,9 +432,15 @@ describe("snapshot files", () => {
             },
           });
           let out = "";
+          let answered = false;
+          // vm may have exited by the time the write lands (it reads one line and goes on).
+          child.stdin.on("error", () => {});
           child.stdout.on("data", (d: Buffer) => {
             out += d.toString();
-            if (out.includes("Continue? [y/N]")) child.stdin.write(`${answer}\r`);
+            if (!answered && out.includes("Continue? [y/N]")) {
+              answered = true;
+              child.stdin.write(`${answer}\r`);
+            }
           });
           child.on("close", (c) => resolve({ code: c ?? -1, out }));
         });

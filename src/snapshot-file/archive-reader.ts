@@ -196,10 +196,14 @@ export async function readSnapshotArchive<T>(
       guard.checkEnd();
     }
   } catch (error) {
-    // As leaving a for-await loop does: the extractor goes first, so the pipeline feeding it settles.
+    // As leaving a for-await loop does: the entry reader goes first, then the input. Wait until every
+    // stream of the pipeline has closed (its promise does not always settle once they are destroyed
+    // mid-flow, which left the process with nothing to wait for and no exit code).
     await entries.return?.().catch(() => undefined);
     input.destroy();
-    await feeding.catch(() => {});
+    await Promise.all(
+      [stream, decompressor, extract].map((s) => (s.closed ? undefined : once(s, "close").catch(() => {}))),
+    );
     throw decodeError(guard.failure ?? error);
   }
   if (!contents.manifest || !contents.manifestRaw)
