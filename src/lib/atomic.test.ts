@@ -74,7 +74,10 @@ describe("tempPathFor", () => {
     const a = tempPathFor("/p/vm.yaml");
     const b = tempPathFor("/p/vm.yaml");
     assert.equal(dirname(a), "/p");
-    assert.match(basename(a), new RegExp(`^\\.vm\\.yaml\\.vm-tmp-${process.pid}-[0-9a-f]{8}-s[0-9a-z]*-[0-9a-f]{8}$`));
+    assert.match(
+      basename(a),
+      new RegExp(`^\\.vm\\.yaml\\.vm-tmp-${process.pid}-[0-9a-f]{8}-s[0-9a-z]*-[0-9a-f]{8}$`),
+    );
     assert.notEqual(a, b);
   });
 });

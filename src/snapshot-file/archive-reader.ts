@@ -202,7 +202,14 @@ export async function readSnapshotArchive<T>(
     await entries.return?.().catch(() => undefined);
     input.destroy();
     await Promise.all(
-      [stream, decompressor, extract].map((s) => (s.closed ? undefined : once(s, "close").catch(() => {}))),
+      [stream, decompressor, extract].map((s) =>
+        s.closed
+          ? Promise.resolve()
+          : once(s, "close").then(
+              () => {},
+              () => {},
+            ),
+      ),
     );
     throw decodeError(guard.failure ?? error);
   }
