@@ -62,6 +62,8 @@ export const errorCodes = {
   PROJECT_AMBIGUOUS: ExitCode.usage,
   /** The command needs a project and none was given or found. */
   PROJECT_UNKNOWN: ExitCode.usage,
+  /** --project names no project a vm.yaml could have (and never a path). */
+  PROJECT_NAME_INVALID: ExitCode.usage,
   SIGNING_KEY_INVALID: ExitCode.usage,
   /** Several projects have a snapshot of that name: --project picks one. */
   SNAPSHOT_AMBIGUOUS: ExitCode.usage,

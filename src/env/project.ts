@@ -6,6 +6,7 @@ import type { ContainerSummary, Engine } from "../engine/engine.ts";
 import { Label } from "../engine/labels.ts";
 import { VmError } from "../errors.ts";
 import { envLabels, listEnvironments } from "./environment.ts";
+import { validateProjectName } from "../lib/names.ts";
 
 /** How the project a command acts on was found; said once on stderr when it was not named outright. */
 export type ProjectSource = "--project" | "--config" | "vm.yaml" | "environment";
@@ -41,6 +42,7 @@ export async function findProject(query: ProjectQuery): Promise<ProjectContext |
 async function find(query: ProjectQuery): Promise<ProjectContext | undefined> {
   if (query.projectOption !== undefined) {
     const name = query.projectOption;
+    validateProjectName(name);
     const env = await environmentOf(query.engine, name);
     const file = env?.labels[Label.config];
     const config = file && existsSync(file) ? await loadConfig(file) : undefined;

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { link, open, rename, unlink } from "node:fs/promises";
+import { link, open, readdir, rename, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { VmError, systemErrorCode } from "../errors.ts";
-import { ownerTag } from "./owner.ts";
+import { ownerGone, ownerTag, parseOwner } from "./owner.ts";
 
 /** A temporary name beside `target`, so the final rename stays on one filesystem and is atomic. */
 export function tempPathFor(target: string): string {
@@ -42,5 +42,16 @@ export async function writeFileAtomic(
       });
     }
     throw error;
+  }
+}
+
+/** Temporary files beside `target` left by a vm that was killed (SIGKILL leaves no chance to clean up). */
+export async function removeStaleTemps(target: string): Promise<void> {
+  const prefix = `.${basename(target)}.vm-tmp-`;
+  const entries = await readdir(dirname(target)).catch(() => [] as string[]);
+  for (const entry of entries) {
+    if (!entry.startsWith(prefix)) continue;
+    const owner = parseOwner(entry.slice(prefix.length));
+    if (owner && ownerGone(owner)) await unlink(join(dirname(target), entry)).catch(() => {});
   }
 }

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { MEMORY_SIZE } from "./units.ts";
-import { parseSnapshotInput, projectNameFromFolder, PROJECT_NAME, SNAPSHOT_NAME } from "./names.ts";
+import {
+  parseSnapshotInput,
+  projectNameFromFolder,
+  PROJECT_NAME,
+  SNAPSHOT_NAME,
+  validateProjectName,
+} from "./names.ts";
 
 describe("naming rules (lib/names.ts)", () => {
   it("a snapshot name is one path component of lowercase letters, digits, '.', '_', '-' (max 128)", () => {
@@ -24,6 +30,19 @@ describe("naming rules (lib/names.ts)", () => {
     assert.equal(projectNameFromFolder("/work/日本"), "project");
     assert.equal(projectNameFromFolder(`/work/${"a".repeat(80)}`), "a".repeat(63));
     assert.ok(PROJECT_NAME.test(projectNameFromFolder("/work/My Shop!")));
+    assert.equal(
+      projectNameFromFolder("/work/global"),
+      "project",
+      "the store keeps global snapshots under 'global'",
+    );
+  });
+
+  it("a project is never called 'global' or a path, which would land its snapshots elsewhere in the store", () => {
+    for (const name of ["global", "../../etc", "a/b", ".hidden", ""]) {
+      assert.ok(!PROJECT_NAME.test(name), name);
+      assert.throws(() => validateProjectName(name), { code: "PROJECT_NAME_INVALID", exitCode: 2 });
+    }
+    for (const name of ["globals", "my-global", "web"]) assert.doesNotThrow(() => validateProjectName(name));
   });
 
   it("a memory size takes every unit memoryBytes knows, and unlimited", () => {

@@ -1,4 +1,5 @@
 import { basename } from "node:path";
+import { VmError } from "../errors.ts";
 
 /**
  * The naming rules, in one place: what a snapshot or project may be called, and what `@name` means.
@@ -12,12 +13,23 @@ export const SNAPSHOT_NAME = /^[a-z0-9][a-z0-9._-]{0,127}$/;
 export const SNAPSHOT_NAME_RULE =
   "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit (max 128)";
 
-/** A project name (it becomes container and volume names). */
-export const PROJECT_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+/**
+ * A project name (it becomes container and volume names, and a folder of the snapshot store, where
+ * `global` holds the global snapshots: so no project may be called that).
+ */
+export const PROJECT_NAME = /^(?!global$)[a-z0-9][a-z0-9_.-]{0,62}$/;
 
 /** The project-name rule in words, for messages. */
 export const PROJECT_NAME_RULE =
-  "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit (max 63)";
+  "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit (max 63), and not 'global'";
+
+/** Refuses a project name given on the command line (--project) that breaks the rule. */
+export function validateProjectName(name: string): void {
+  if (!PROJECT_NAME.test(name))
+    throw new VmError("PROJECT_NAME_INVALID", `'${name}' is not a valid project name`, {
+      hint: `Project names use ${PROJECT_NAME_RULE}, as project.name in vm.yaml`,
+    });
+}
 
 /**
  * A snapshot as written on the command line or in vm.box: `@name` is the global snapshot `name`; a name

@@ -1,10 +1,9 @@
-import { open, readdir, rename, statfs, unlink, type FileHandle } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { open, rename, statfs, unlink, type FileHandle } from "node:fs/promises";
+import { dirname } from "node:path";
 import type { Writable } from "node:stream";
 import { formatBytes } from "./units.ts";
 import { ExitCode, VmError, systemErrorCode } from "../errors.ts";
-import { ownerGone, parseOwner } from "./owner.ts";
-import { tempPathFor } from "./atomic.ts";
+import { removeStaleTemps, tempPathFor } from "./atomic.ts";
 
 /** Where an archive's bytes go: a file (seekable, so headers can be filled in later) or a stream. */
 export interface Sink {
@@ -113,17 +112,6 @@ function streamError(error: Error): Error {
   return new VmError("OUTPUT_CLOSED", "Standard output was closed before the export finished; stopped", {
     cause: error,
   });
-}
-
-/** Temporary files beside `target` left by a vm that was killed (SIGKILL leaves no chance to clean up). */
-async function removeStaleTemps(target: string): Promise<void> {
-  const prefix = `.${basename(target)}.vm-tmp-`;
-  const entries = await readdir(dirname(target)).catch(() => [] as string[]);
-  for (const entry of entries) {
-    if (!entry.startsWith(prefix)) continue;
-    const owner = parseOwner(entry.slice(prefix.length));
-    if (owner && ownerGone(owner)) await unlink(join(dirname(target), entry)).catch(() => {});
-  }
 }
 
 export function fileError(

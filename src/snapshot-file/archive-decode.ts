@@ -10,6 +10,9 @@ export async function sniff(input: Readable): Promise<{ compression: Compression
       const chunk = input.read() as Buffer | null;
       if (chunk === null) return;
       cleanup();
+      // Put back at once, in this handler: a stream that has just read its last chunk emits its end
+      // before an awaiting caller runs, and a chunk put back after the end is lost.
+      input.unshift(chunk);
       resolve(chunk);
     };
     const onEnd = () => {
@@ -30,7 +33,6 @@ export async function sniff(input: Readable): Promise<{ compression: Compression
     input.once("error", onError);
   });
   if (head.length === 0) throw invalidArchive("The file is empty");
-  input.unshift(head);
   return { compression: detectCompression(head), stream: input };
 }
 

@@ -277,7 +277,8 @@ async function readImage(
   const { copy, digest } = hashedCopy(entry);
   const outcome = handlers.onImage
     ? await handlers.onImage(copy, size)
-    : (copy.resume(), "consumed" as const);
+    : // Read to the end here; a damaged image fails the reader, not an unheard stream.
+      (copy.on("error", () => {}).resume(), "consumed" as const);
   if (outcome === "skip") {
     copy.destroy();
     return "skip";

@@ -67,13 +67,26 @@ describe("SnapshotStore", () => {
     assert.deepEqual(await store.list(), []);
   });
 
-  it("replaces a snapshot as a whole: the new metadata, and nothing of the old folder", async () => {
+  it("replaces a snapshot so that a reader sees the old or the new one at every moment, never none", async () => {
     const store = fresh();
     const ref = project("web", "base");
-    await store.write(ref, metaFor(ref, { description: "old" }));
-    await writeFile(join(store.dir(ref), "leftover"), "from the old one");
-    await store.write(ref, metaFor(ref, { description: "new" }));
-    assert.equal((await store.read(ref))?.description, "new");
+    await store.write(ref, metaFor(ref, { description: "v0" }));
+    let writing = true;
+    const seen = new Set<string>();
+    let absent = 0;
+    const reading = (async () => {
+      while (writing) {
+        const read = await store.read(ref);
+        if (read) seen.add(read.description);
+        else absent++;
+      }
+    })();
+    for (let i = 1; i <= 60; i++) await store.write(ref, metaFor(ref, { description: `v${i}` }));
+    writing = false;
+    await reading;
+    assert.equal(absent, 0, "a read found no snapshot while it was being replaced");
+    assert.ok(seen.size > 1, "the reader saw the replacements");
+    assert.equal((await store.read(ref))?.description, "v60");
     assert.deepEqual(await readdir(store.dir(ref)), ["metadata.json"]);
   });
 
@@ -202,6 +215,15 @@ describe("SnapshotStore", () => {
     await store.remove(project("web", "a"));
     assert.equal(await store.imageShared(image, global("a")), false);
     assert.equal(await store.imageShared(image, project("other", "a")), true);
+  });
+  it("keeps a project's snapshots apart from the global ones: no project may be called 'global' or a path", async () => {
+    const store = fresh();
+    await store.write(global("base"), metaFor(global("base")));
+    for (const bad of ["global", "../outside"]) {
+      const ref = { scope: "project", project: bad, name: "base" } as const;
+      await assert.rejects(store.write(ref, metaFor(ref)), { code: "PROJECT_NAME_INVALID" });
+    }
+    assert.equal((await store.read(global("base")))?.scope, "global");
   });
 });
 

@@ -3,9 +3,11 @@ import { mkdir, open, readFile, readdir, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { VmError, systemErrorCode } from "../errors.ts";
+import { removeStaleTemps, writeFileAtomic } from "../lib/atomic.ts";
+import { validateProjectName } from "../lib/names.ts";
 import { ownerGone, ownerTag, parseOwner } from "../lib/owner.ts";
 import { metadataSchema, type SnapshotMetadata } from "../snapshot-file/metadata.ts";
-import { SNAPSHOT_NAME, type SnapshotRef } from "../snapshot-file/names.ts";
+import { SNAPSHOT_NAME, validateSnapshotName, type SnapshotRef } from "../snapshot-file/names.ts";
 
 const STAGING = ".staging";
 
@@ -27,6 +29,9 @@ export class SnapshotStore {
   }
 
   dir(ref: SnapshotRef): string {
+    // Names are checked where they come in; this keeps any that was not from naming a path or the global scope.
+    validateSnapshotName(ref.name);
+    if (ref.scope === "project") validateProjectName(ref.project);
     return join(this.root, ref.scope === "global" ? "global" : ref.project, ref.name);
   }
 
@@ -62,10 +67,6 @@ export class SnapshotStore {
     );
   }
 
-  /**
-   * Writes a snapshot's metadata into place: staged in a folder of its own, fsynced, then renamed over
-   * the target. An existing snapshot is moved aside only once the new one is complete.
-   */
   /** Whether any snapshot other than `except` uses this engine image. */
   async imageShared(engineImageId: string, except: SnapshotRef): Promise<boolean> {
     const others = await this.list();
@@ -80,38 +81,38 @@ export class SnapshotStore {
     );
   }
 
+  /**
+   * Writes a snapshot's metadata into place so that a reader, or a crash at any moment, sees the old
+   * snapshot or the new one, never none and never a part: a new snapshot's folder is staged whole and
+   * renamed into place; an existing one's metadata.json is replaced by a temporary file renamed over it.
+   */
   async write(ref: SnapshotRef, metadata: SnapshotMetadata): Promise<void> {
     await this.cleanStaleStaging();
+    const text = JSON.stringify(metadata, null, 2) + "\n";
+    const target = this.dir(ref);
+    await mkdir(join(target, ".."), { recursive: true });
     const staging = await this.stagingDir();
     try {
-      const file = join(staging, "metadata.json");
-      const handle = await open(file, "wx", 0o644);
+      const handle = await open(join(staging, "metadata.json"), "wx", 0o644);
       try {
-        await handle.writeFile(JSON.stringify(metadata, null, 2) + "\n");
+        await handle.writeFile(text);
         await handle.sync();
       } finally {
         await handle.close();
       }
-      const target = this.dir(ref);
-      await mkdir(join(target, ".."), { recursive: true });
-      const aside = `${staging}.old`;
-      let movedAside = false;
-      try {
-        await rename(target, aside);
-        movedAside = true;
-      } catch (error) {
-        if (systemErrorCode(error) !== "ENOENT") throw error;
-      }
       try {
         await rename(staging, target);
+        return;
       } catch (error) {
-        if (movedAside) await rename(aside, target);
-        throw error;
+        // The snapshot exists (ENOTEMPTY, or EEXIST on some systems): replace its metadata instead.
+        const code = systemErrorCode(error);
+        if (code !== "ENOTEMPTY" && code !== "EEXIST") throw error;
       }
-      if (movedAside) await rm(aside, { recursive: true, force: true });
     } finally {
       await rm(staging, { recursive: true, force: true });
     }
+    await removeStaleTemps(join(target, "metadata.json"));
+    await writeFileAtomic(join(target, "metadata.json"), text);
   }
 
   async remove(ref: SnapshotRef): Promise<void> {
