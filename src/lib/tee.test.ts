@@ -85,4 +85,19 @@ describe("tee (lib/tee.ts)", () => {
     assert.equal(Buffer.concat(chunks).toString(), "abcde");
     assert.equal(size, 5);
   });
+  it("hands on a Readable's chunks as they were pushed, never joined into new buffers", async () => {
+    const pushed = [
+      Buffer.from("a".repeat(1000)),
+      Buffer.from("b".repeat(1000)),
+      Buffer.from("c".repeat(1000)),
+    ];
+    const source = new PassThrough();
+    for (const chunk of pushed) source.write(chunk);
+    source.end();
+    const seen: Buffer[] = [];
+    await sleep(5); // all three are buffered before the tee reads: a paused-mode read() would join them
+    await tee(source, [{ stream: collector(2).stream }], { onChunk: (c) => seen.push(c) });
+    assert.equal(seen.length, 3);
+    seen.forEach((chunk, i) => assert.equal(chunk, pushed[i], "the very buffer that was pushed"));
+  });
 });
