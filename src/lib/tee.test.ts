@@ -100,4 +100,24 @@ describe("tee (lib/tee.ts)", () => {
     assert.equal(seen.length, 3);
     seen.forEach((chunk, i) => assert.equal(chunk, pushed[i], "the very buffer that was pushed"));
   });
+  it(
+    "fails at once on a source that failed before the tee began, instead of waiting for its events",
+    { timeout: 10_000 },
+    async () => {
+      const failed = new PassThrough();
+      failed.on("error", () => {});
+      failed.destroy(new Error("the file is truncated"));
+      await sleep(1);
+      const target = collector().stream.on("error", () => {});
+      await assert.rejects(tee(failed, [{ stream: target }]), /the file is truncated/);
+      assert.equal(target.destroyed, true);
+      const closed = new PassThrough();
+      closed.destroy();
+      await sleep(1);
+      await assert.rejects(
+        tee(closed, [{ stream: collector().stream.on("error", () => {}) }]),
+        /closed before its end/,
+      );
+    },
+  );
 });

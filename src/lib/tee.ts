@@ -75,6 +75,10 @@ async function* chunksOf(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> 
     yield* source;
     return;
   }
+  // A stream that ended or failed before it was asked for (while the engine was listed, say) sends no
+  // more events: say so now rather than wait for them.
+  if (source.readableEnded) return;
+  if (source.destroyed) throw source.errored ?? new Error("the stream closed before its end");
   const queue: Buffer[] = [];
   let wake: (() => void) | undefined;
   let ended = false;
