@@ -5,10 +5,16 @@ import { describe, it } from "node:test";
 import { ESLint } from "eslint";
 import tseslint from "typescript-eslint";
 // @ts-expect-error: scripts/layers.js is plain JavaScript without declarations.
-import { findCycle, layers, layersPlugin, moduleOf } from "../scripts/layers.js";
+import * as layersScript from "../scripts/layers.js";
 import { REPO } from "./helpers/vm.ts";
 
-const table = layers as Record<string, string[]>;
+const { findCycle, layers, layersPlugin, moduleOf } = layersScript as unknown as {
+  findCycle: (table: Record<string, string[]>) => string[] | undefined;
+  layers: Record<string, string[]>;
+  layersPlugin: unknown;
+  moduleOf: (relative: string) => string;
+};
+const table = layers;
 const SRC = join(REPO, "src");
 
 /** Lints `code` as if it were the file at `file` (relative to src/), with the layers rule alone. */
@@ -19,7 +25,7 @@ async function lintAs(file: string, code: string): Promise<string[]> {
     overrideConfig: [
       {
         files: ["**/*.ts"],
-        languageOptions: { parser: tseslint.parser as never },
+        languageOptions: { parser: tseslint.parser },
         plugins: { vm: layersPlugin as never },
         rules: { "vm/layers": "error" },
       },
