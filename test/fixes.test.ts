@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { availableEngines, docker, dockerTry } from "./helpers/engines.ts";
 import { ensureBusybox } from "./helpers/fixtures.ts";
-import { cleanupRun, RUN_ID, runVm, TEST_LABEL, uniqueName, VM_BIN } from "./helpers/vm.ts";
+import { cleanupRun, runVm, uniqueName, VM_BIN, vmEnv } from "./helpers/vm.ts";
 
 /**
  * Issue 10's list of things seen broken on the earlier main, one test each: which project a command
@@ -36,14 +36,7 @@ function pipeline(script: string): Promise<{ status: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn("bash", ["-c", `${script}; echo "\${PIPESTATUS[*]}"`], {
       cwd: dir,
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        HOME: process.env.HOME ?? "/root",
-        DOCKER_HOST: engine.host,
-        VM_LABELS: `${TEST_LABEL}=${RUN_ID}`,
-        VM: VM_BIN,
-        ...env,
-      },
+      env: vmEnv(engine, { VM: VM_BIN, ...env }),
     });
     let stdout = "";
     let stderr = "";

@@ -15,6 +15,7 @@ import {
   TEST_LABEL,
   uniqueName,
   VM_BIN,
+  vmEnv,
   type VmResult,
 } from "./helpers/vm.ts";
 
@@ -53,13 +54,7 @@ describe("interruptions at random points of export, import, snapshot create and 
   ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
     const child = spawn(VM_BIN, args, {
       cwd,
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        HOME: process.env.HOME ?? "/root",
-        DOCKER_HOST: engine.host,
-        VM_LABELS: `${TEST_LABEL}=${RUN_ID}`,
-        ...env,
-      },
+      env: vmEnv(engine, env),
     });
     let stderr = "";
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));

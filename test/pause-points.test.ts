@@ -6,16 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { availableEngines, dockerTry } from "./helpers/engines.ts";
 import { ensureBusybox } from "./helpers/fixtures.ts";
-import {
-  cleanupRun,
-  exportedSnapshot,
-  RUN_ID,
-  runImages,
-  runVm,
-  TEST_LABEL,
-  uniqueName,
-  VM_BIN,
-} from "./helpers/vm.ts";
+import { cleanupRun, exportedSnapshot, runImages, runVm, uniqueName, VM_BIN, vmEnv } from "./helpers/vm.ts";
 
 /**
  * Interruptions at the narrow windows of import and export, reached every time: VM_TEST_PAUSE makes vm
@@ -35,14 +26,7 @@ describe("interruptions at named points of import and export (VM_TEST_PAUSE)", (
   function interruptAt(args: string[], point: string, signal: NodeJS.Signals) {
     const child = spawn(VM_BIN, args, {
       cwd: dir,
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        HOME: process.env.HOME ?? "/root",
-        DOCKER_HOST: engine.host,
-        VM_LABELS: `${TEST_LABEL}=${RUN_ID}`,
-        VM_TEST_PAUSE: point,
-        ...env,
-      },
+      env: vmEnv(engine, { VM_TEST_PAUSE: point, ...env }),
     });
     let stderr = "";
     let reached = false;

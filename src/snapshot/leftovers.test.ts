@@ -17,19 +17,7 @@ function deadPid(): number {
 }
 
 function probe(engine: MemoryEngine, name: string, owner: string) {
-  return engine.containers.create({
-    name,
-    image: "busybox",
-    labels: { ...snapshotRole, [Label.owner]: owner },
-    env: {},
-    workingDir: "/",
-    hostname: name,
-    entrypoint: [],
-    cmd: [],
-    binds: [],
-    volumes: [],
-    ports: [],
-  });
+  return engine.addContainer(name, "busybox", { ...snapshotRole, [Label.owner]: owner });
 }
 
 describe("cleanLeftovers (on an in-memory engine)", () => {

@@ -69,22 +69,6 @@ async function snapshotOnSteps(setupResult: ReturnType<typeof setup>, ref: Snaps
   return { base, step, image, record };
 }
 
-function container(engine: MemoryEngine, name: string, image: string) {
-  return engine.containers.create({
-    name,
-    image,
-    labels: {},
-    env: {},
-    workingDir: "/",
-    hostname: name,
-    entrypoint: [],
-    cmd: [],
-    binds: [],
-    volumes: [],
-    ports: [],
-  });
-}
-
 describe("deleteSnapshot (on an in-memory engine)", () => {
   it("removes the record, the image, its untagged build steps and its volumes, and stops at the tagged base", async () => {
     const s = setup();
@@ -104,7 +88,7 @@ describe("deleteSnapshot (on an in-memory engine)", () => {
     const s = setup();
     const ref: SnapshotRef = { scope: "global", name: "busy" };
     const { image, record } = await snapshotOnSteps(s, ref);
-    await container(s.engine, "proj-dev", image);
+    await s.engine.addContainer("proj-dev", image);
     await assert.rejects(deleteSnapshot(s.services, ref, record, false), (error) => {
       assert.ok(isVmError(error, "SNAPSHOT_IN_USE"));
       assert.equal(error.exitCode, 5);
@@ -119,7 +103,7 @@ describe("deleteSnapshot (on an in-memory engine)", () => {
     const s = setup();
     const ref: SnapshotRef = { scope: "global", name: "forced" };
     const { image, record } = await snapshotOnSteps(s, ref);
-    await container(s.engine, "proj-dev", image);
+    await s.engine.addContainer("proj-dev", image);
     const result = await deleteSnapshot(s.services, ref, record, true);
     assert.deepEqual(result, { imageRemoved: false, users: ["proj-dev"] });
     assert.equal(await s.store.read(ref), undefined);

@@ -25,18 +25,23 @@ export interface VmOptions {
   env?: Record<string, string>;
 }
 
+/** The environment bin/vm runs with in the tests: one engine, this run's label, and `extra`. */
+export function vmEnv(engine: TestEngine, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: process.env.HOME ?? "/root",
+    DOCKER_HOST: engine.host,
+    VM_LABELS: `${TEST_LABEL}=${RUN_ID}`,
+    ...extra,
+  };
+}
+
 /** Runs bin/vm as a user would, against one engine, with a private config home. */
 export function runVm(args: string[], options: VmOptions): Promise<VmResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(VM_BIN, args, {
       cwd: options.cwd,
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        HOME: process.env.HOME ?? "/root",
-        DOCKER_HOST: options.engine.host,
-        VM_LABELS: `${TEST_LABEL}=${RUN_ID}`,
-        ...options.env,
-      },
+      env: vmEnv(options.engine, options.env),
       stdio: ["pipe", "pipe", "pipe"],
     });
     let stdout = "";

@@ -81,6 +81,12 @@ export class MemoryEngine implements Engine {
     };
   }
 
+  /** Creates a container named `name` on `image` with `labels` and the rest of its spec empty; its id. */
+  addContainer(name: string, image: string, labels: Record<string, string> = {}): Promise<string> {
+    const spec = { name, image, labels, env: {}, workingDir: "/", hostname: name, entrypoint: [], cmd: [] };
+    return this.containers.create({ ...spec, binds: [], volumes: [], ports: [] });
+  }
+
   /** Adds an image (its id derived from `name`) with tags, a parent and labels; returns its id. */
   addImage(
     name: string,
