@@ -1,4 +1,5 @@
 import { VmError } from "../errors.ts";
+import { INTERRUPT_EXIT } from "./interrupt.ts";
 
 /**
  * Test hook: VM_TEST_FAULTS="point,point" makes vm fail at those named points, so tests can prove what
@@ -18,7 +19,7 @@ export function checkFault(env: NodeJS.ProcessEnv, point: string): void {
 export async function pausePoint(env: NodeJS.ProcessEnv, point: string): Promise<void> {
   if (!env.VM_TEST_PAUSE?.split(",").includes(point)) return;
   process.stderr.write(`vm-test: paused at ${point}\n`);
-  const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+  const signals = Object.keys(INTERRUPT_EXIT);
   let resume = () => {};
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, 60_000);

@@ -19,22 +19,24 @@ export function tarEntries(framingError: (error: Error) => Error = (error) => er
   input: Writable;
   entries: AsyncIterator<TarEntryStream>;
 } {
-  const waiting: ((result: IteratorResult<TarEntryStream>) => void)[] = [];
-  const failing: ((error: Error) => void)[] = [];
+  // One reader takes the entries one at a time: at most one next() waits.
+  let waiting:
+    { resolve: (result: IteratorResult<TarEntryStream>) => void; reject: (error: Error) => void } | undefined;
   const ready: TarEntryStream[] = [];
   let finished = false;
   let failure: Error | undefined;
 
   const deliver = (entry: TarEntryStream | undefined) => {
-    const next = waiting.shift();
-    failing.shift();
-    if (next) next(entry ? { value: entry, done: false } : { value: undefined, done: true });
+    const next = waiting;
+    waiting = undefined;
+    if (next) next.resolve(entry ? { value: entry, done: false } : { value: undefined, done: true });
     else if (entry) ready.push(entry);
   };
   const fail = (error: Error) => {
     failure ??= error;
-    waiting.length = 0;
-    for (const reject of failing.splice(0)) reject(failure);
+    const next = waiting;
+    waiting = undefined;
+    next?.reject(failure);
   };
 
   let current: EntryStream | undefined;
@@ -103,10 +105,7 @@ export function tarEntries(framingError: (error: Error) => Error = (error) => er
         finished = true;
         return Promise.resolve({ value: undefined, done: true });
       }
-      return new Promise((resolve, reject) => {
-        waiting.push(resolve);
-        failing.push(reject);
-      });
+      return new Promise((resolve, reject) => (waiting = { resolve, reject }));
     },
     return() {
       finished = true;
