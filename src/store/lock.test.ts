@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdir, readFile, readdir, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -21,9 +22,13 @@ describe("lockSnapshot: one writer per snapshot name", () => {
   const ref: SnapshotRef = { scope: "global", name: "vibe-base" };
   const lockFile = (r: string) => join(r, ".locks", "global--vibe-base.lock");
   const mine = `${ownerTag()} ${hostname()}\n`;
-  const planted = async (r: string, content: string) => {
+  const planted = async (r: string, content: string, ageSeconds = 0) => {
     await mkdir(join(r, ".locks"), { recursive: true });
     await writeFile(lockFile(r), content);
+    if (ageSeconds) {
+      const then = Date.now() / 1000 - ageSeconds;
+      await utimes(lockFile(r), then, then);
+    }
   };
 
   it("writes a lock file naming this process (pid, host, start time), and removes it on release", async () => {
@@ -75,7 +80,7 @@ describe("lockSnapshot: one writer per snapshot name", () => {
     assert.match(error.hint!, new RegExp(`remove ${lockFile(r).replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}`));
   });
 
-  it("takes over a stale lock: its process is gone, its pid now runs another process, or it is unreadable", async () => {
+  it("takes over a stale lock: its process is gone, its pid now runs another process, or it is old and unreadable", async () => {
     const dead = deadPid();
     const stale = [
       `${ownerTag({ ...self(), pid: dead })} ${hostname()}\n`,
@@ -89,10 +94,24 @@ describe("lockSnapshot: one writer per snapshot name", () => {
     ];
     for (const content of stale) {
       const r = root();
-      await planted(r, content);
+      await planted(r, content, 60);
       const lock = await lockSnapshot(r, ref, "imported");
       assert.equal(await readFile(lockFile(r), "utf8"), mine, JSON.stringify(content));
       await lock.release();
+      assert.deepEqual(await readdir(join(r, ".locks")), [], "no draft or reclaimed lock is left beside it");
+    }
+  });
+
+  it("counts a young unreadable lock as held: an older vm may not have written its owner yet", async () => {
+    for (const content of ["", "garbage"]) {
+      const r = root();
+      await planted(r, content);
+      await rejectsVm(lockSnapshot(r, ref, "created"), {
+        code: "SNAPSHOT_BUSY",
+        exitCode: ExitCode.conflict,
+        message: /^Snapshot '@vibe-base' is being created by another vm$/,
+      });
+      assert.equal(await readFile(lockFile(r), "utf8"), content, "the lock was left to its owner");
     }
   });
 
@@ -128,5 +147,51 @@ describe("lockSnapshot: one writer per snapshot name", () => {
     for (const lost of attempts.filter((a) => a.status === "rejected"))
       assert.equal((lost.reason as { code?: string }).code, "SNAPSHOT_BUSY");
     await won[0]!.value.release();
+  });
+
+  // Processes, not promises: each vm has its own owner tag, and the race between creating the lock file
+  // and reading it is one between processes (an empty lock read as stale let two creates both win).
+  const contend = async (r: string, count: number): Promise<string[]> => {
+    const script = [
+      `import { lockSnapshot } from ${JSON.stringify(new URL("./lock.ts", import.meta.url).href)};`,
+      `const ref = { scope: "global", name: "vibe-base" };`,
+      `try { const lock = await lockSnapshot(${JSON.stringify(r)}, ref, "created");`,
+      `  await new Promise((done) => setTimeout(done, 400)); await lock.release(); console.log("won"); }`,
+      `catch (error) { console.log(error.code ?? String(error)); }`,
+    ].join("\n");
+    return Promise.all(
+      Array.from(
+        { length: count },
+        () =>
+          new Promise<string>((done, fail) => {
+            const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+              stdio: ["ignore", "pipe", "inherit"],
+            });
+            let out = "";
+            child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+            child.on("error", fail);
+            child.on("close", () => done(out.trim()));
+          }),
+      ),
+    );
+  };
+
+  it("lets exactly one of many concurrent processes win, on a free name and on a stale lock", async () => {
+    for (const stale of [undefined, `${deadPid()}\n`]) {
+      for (let round = 0; round < 3; round++) {
+        const r = root();
+        if (stale) await planted(r, stale, 60);
+        const outcomes = (await contend(r, 6)).sort();
+        assert.deepEqual(outcomes, [
+          "SNAPSHOT_BUSY",
+          "SNAPSHOT_BUSY",
+          "SNAPSHOT_BUSY",
+          "SNAPSHOT_BUSY",
+          "SNAPSHOT_BUSY",
+          "won",
+        ]);
+        assert.deepEqual(await readdir(join(r, ".locks")), []);
+      }
+    }
   });
 });

@@ -1,6 +1,7 @@
-import { mkdir, open, readFile, rm } from "node:fs/promises";
+import { link, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { VmError, systemErrorCode } from "../errors.ts";
+import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { elsewhere, ownerGone, ownerTag, parseOwner } from "../lib/owner.ts";
 import { describeRef, type SnapshotRef } from "../snapshot-file/names.ts";
@@ -10,10 +11,13 @@ export interface SnapshotLock {
 }
 
 /**
- * One writer per snapshot name: a lock file created exclusively (O_EXCL) in the store, holding its owner
- * (lib/owner.ts) and hostname. A lock whose owner no longer runs (a killed vm on this host) is taken over;
- * a live owner, or one on another machine sharing this config home, means another vm is creating or
- * importing that name, and this one reports the conflict.
+ * One writer per snapshot name: a lock file in the store holding its owner (lib/owner.ts) and hostname.
+ * It is written under a name of its own and hard-linked into place, so it appears whole or not at all: a
+ * second vm never reads an empty lock and takes it for a stale one. A lock whose owner no longer runs (a
+ * killed vm on this host) is taken over: renamed aside first, so of two vms reclaiming it only one does,
+ * and put back if it turns out to be a live one that replaced the stale lock meanwhile. A live owner, or one
+ * on another machine sharing this config home, means another vm is creating or importing that name, and
+ * this one reports the conflict.
  */
 export async function lockSnapshot(root: string, ref: SnapshotRef, action: string): Promise<SnapshotLock> {
   const dir = join(root, ".locks");
@@ -22,32 +26,67 @@ export async function lockSnapshot(root: string, ref: SnapshotRef, action: strin
     dir,
     ref.scope === "global" ? `global--${ref.name}.lock` : `project--${ref.project}--${ref.name}.lock`,
   );
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const handle = await open(file, "wx", 0o644);
-      await handle.writeFile(`${ownerTag()} ${hostname()}\n`);
-      await handle.close();
-      return { release: () => rm(file, { force: true }) };
-    } catch (error) {
-      if (systemErrorCode(error) !== "EEXIST") throw error;
+  const tag = ownerTag();
+  const mine = `${file}.${tag.replace(/[^A-Za-z0-9_-]/g, "_")}-${randomBytes(4).toString("hex")}`;
+  await writeFile(`${mine}.tmp`, `${tag} ${hostname()}\n`, { mode: 0o644 });
+  try {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        await link(`${mine}.tmp`, file);
+        return { release: () => rm(file, { force: true }) };
+      } catch (error) {
+        if (systemErrorCode(error) !== "EEXIST") throw error;
+      }
+      const busy = await heldBy(file, ref, action);
+      if (busy) throw busy;
+      try {
+        await rename(file, `${mine}.stale`);
+      } catch (error) {
+        if (systemErrorCode(error) === "ENOENT") continue;
+        throw error;
+      }
+      const taken = await heldBy(`${mine}.stale`, ref, action);
+      if (taken) {
+        await link(`${mine}.stale`, file).catch(() => undefined);
+        throw taken;
+      }
     }
-    const text = await readFile(file, "utf8").catch(() => "");
-    const owner = parseOwner(text);
-    if (owner && !ownerGone(owner)) {
-      const host = text.trim().split(/\s+/)[1];
-      const remote = elsewhere(owner);
-      throw new VmError(
-        "SNAPSHOT_BUSY",
-        `Snapshot '${describeRef(ref)}' is being ${action} by another vm (pid ${owner.pid}${remote ? ` on ${host ?? "another host"}` : ""})`,
-        {
-          hint: remote
-            ? `Wait for it to finish; if no vm runs there any more, remove ${file} and run the command again`
-            : "Wait for it to finish, then run the command again (with --force to replace what it made)",
-        },
-      );
-    }
-    // Stale: its owner died (or it was left half-written). Remove it and try again.
-    await rm(file, { force: true });
+  } finally {
+    await rm(`${mine}.tmp`, { force: true });
+    await rm(`${mine}.stale`, { force: true });
   }
-  throw new VmError("SNAPSHOT_BUSY", `Could not take the lock for snapshot '${describeRef(ref)}'`);
+  throw new VmError("SNAPSHOT_BUSY", `Could not take the lock for snapshot '${describeRef(ref)}'`, {
+    hint: "Another vm keeps taking it; wait for it to finish, then run the command again",
+  });
+}
+
+/** A lock older vm wrote in two steps may be empty for a moment; that young, it counts as held. */
+const UNREADABLE_GRACE_MS = 10_000;
+
+/** The conflict to report when the lock at `file` is held, or undefined when it is stale (or gone). */
+async function heldBy(file: string, ref: SnapshotRef, action: string): Promise<VmError | undefined> {
+  const text = await readFile(file, "utf8").catch(() => "");
+  const owner = parseOwner(text);
+  if (!owner) {
+    const modified = await stat(file).then(
+      (info) => info.mtimeMs,
+      () => 0,
+    );
+    if (Date.now() - modified >= UNREADABLE_GRACE_MS) return undefined;
+    return new VmError("SNAPSHOT_BUSY", `Snapshot '${describeRef(ref)}' is being ${action} by another vm`, {
+      hint: "Wait for it to finish, then run the command again (with --force to replace what it made)",
+    });
+  }
+  if (ownerGone(owner)) return undefined;
+  const host = text.trim().split(/\s+/)[1];
+  const remote = elsewhere(owner);
+  return new VmError(
+    "SNAPSHOT_BUSY",
+    `Snapshot '${describeRef(ref)}' is being ${action} by another vm (pid ${owner.pid}${remote ? ` on ${host ?? "another host"}` : ""})`,
+    {
+      hint: remote
+        ? `Wait for it to finish; if no vm runs there any more, remove ${file} and run the command again`
+        : "Wait for it to finish, then run the command again (with --force to replace what it made)",
+    },
+  );
 }
