@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdir, readFile, readdir, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rm, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -152,14 +152,21 @@ describe("lockSnapshot: one writer per snapshot name", () => {
   // Processes, not promises: each vm has its own owner tag, and the race between creating the lock file
   // and reading it is one between processes (an empty lock read as stale let two creates both win).
   const contend = async (r: string, count: number): Promise<string[]> => {
+    // Every process says when it has tried (a file in `tried`); the winner holds the lock until all have,
+    // so a process that starts late on a loaded machine still meets the held lock.
+    const tried = join(r, "tried");
+    await mkdir(tried, { recursive: true });
     const script = [
       `import { lockSnapshot } from ${JSON.stringify(new URL("./lock.ts", import.meta.url).href)};`,
+      `import { readdirSync, writeFileSync } from "node:fs";`,
       `const ref = { scope: "global", name: "vibe-base" };`,
-      `try { const lock = await lockSnapshot(${JSON.stringify(r)}, ref, "created");`,
-      `  await new Promise((done) => setTimeout(done, 400)); await lock.release(); console.log("won"); }`,
-      `catch (error) { console.log(error.code ?? String(error)); }`,
+      `const tried = () => writeFileSync(${JSON.stringify(tried)} + "/" + process.pid, "");`,
+      `const all = async () => { for (let i = 0; i < 600 && readdirSync(${JSON.stringify(tried)}).length < ${count}; i++) await new Promise((done) => setTimeout(done, 50)); };`,
+      `try { const lock = await lockSnapshot(${JSON.stringify(r)}, ref, "created"); tried();`,
+      `  await all(); await lock.release(); console.log("won"); }`,
+      `catch (error) { tried(); console.log(error.code ?? String(error)); }`,
     ].join("\n");
-    return Promise.all(
+    const outcomes = await Promise.all(
       Array.from(
         { length: count },
         () =>
@@ -174,11 +181,13 @@ describe("lockSnapshot: one writer per snapshot name", () => {
           }),
       ),
     );
+    await rm(tried, { recursive: true });
+    return outcomes;
   };
 
   it("lets exactly one of many concurrent processes win, on a free name and on a stale lock", async () => {
     for (const stale of [undefined, `${deadPid()}\n`]) {
-      for (let round = 0; round < 3; round++) {
+      for (let round = 0; round < 2; round++) {
         const r = root();
         if (stale) await planted(r, stale, 60);
         const outcomes = (await contend(r, 6)).sort();
