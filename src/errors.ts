@@ -47,6 +47,17 @@ export const errorCodes = {
   /** A snapshot file built for another platform, and no terminal to ask whether to import it anyway. */
   PLATFORM_MISMATCH: ExitCode.failure,
   PULL_FAILED: ExitCode.failure,
+  /** The engine refused or failed a push to a registry. */
+  PUSH_FAILED: ExitCode.failure,
+  /** A registry refused the credentials (or their absence) for what was asked. */
+  REGISTRY_AUTH_FAILED: ExitCode.failure,
+  /** Registry credentials could not be read: a credential helper failed, or docker's config.json is broken. */
+  REGISTRY_CREDENTIALS_FAILED: ExitCode.failure,
+  /** A registry answered an error vm has no better word for. */
+  REGISTRY_REQUEST_FAILED: ExitCode.failure,
+  /** A registry's TLS certificate is not trusted. */
+  REGISTRY_TLS_FAILED: ExitCode.failure,
+  REGISTRY_UNREACHABLE: ExitCode.failure,
   /** `vm snapshot export --fail-on-secrets` refused (`vm snapshot scan`'s findings exit 8 without an error). */
   SECRETS_FOUND: ExitCode.failure,
   SECRET_SCAN_FAILED: ExitCode.failure,
@@ -64,6 +75,8 @@ export const errorCodes = {
   PROJECT_UNKNOWN: ExitCode.usage,
   /** --project names no project a vm.yaml could have (and never a path). */
   PROJECT_NAME_INVALID: ExitCode.usage,
+  /** An image reference that is not registry/repository[:tag][@digest] the way docker reads one. */
+  REGISTRY_REF_INVALID: ExitCode.usage,
   SIGNING_KEY_INVALID: ExitCode.usage,
   /** Several projects have a snapshot of that name: --project picks one. */
   SNAPSHOT_AMBIGUOUS: ExitCode.usage,
@@ -98,6 +111,8 @@ export const errorCodes = {
   /** A registered snapshot whose image the engine no longer has. */
   SNAPSHOT_IMAGE_MISSING: ExitCode.notFound,
   SNAPSHOT_NOT_FOUND: ExitCode.notFound,
+  /** The registry has no such repository, tag or manifest. */
+  REGISTRY_NOT_FOUND: ExitCode.notFound,
 
   // 5: already exists, or in use
   CONTAINER_NAME_TAKEN: ExitCode.conflict,
@@ -140,6 +155,10 @@ export const errorCodes = {
   /** Signed, but by a key not among the trusted ones. */
   SIGNATURE_UNTRUSTED: ExitCode.integrity,
   SNAPSHOT_METADATA_INVALID: ExitCode.integrity,
+  /** Bytes from a registry that do not match their digest. */
+  REGISTRY_DIGEST_MISMATCH: ExitCode.integrity,
+  /** A registry's manifest or vm's metadata in it is not one vm can read. */
+  REGISTRY_MANIFEST_INVALID: ExitCode.integrity,
 
   // 141: the reader closed standard output
   OUTPUT_CLOSED: ExitCode.closedPipe,
