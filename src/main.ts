@@ -8,6 +8,13 @@ import { discoverEndpoint } from "./engine/transport/connection.ts";
 import { DockerEngine } from "./engine/docker/engine.ts";
 import type { Engine } from "./engine/engine.ts";
 import { FailedEngine } from "./engine/failed.ts";
+import type { RemoteBoxes } from "./env/services.ts";
+
+/** The registry client loads only when a vm.box names a registry snapshot. */
+const remoteBoxes: RemoteBoxes = {
+  resolve: async (ref, services) =>
+    (await import("./snapshot/registry/box.ts")).registryBoxes.resolve(ref, services),
+};
 
 export interface MainOptions {
   io: Io;
@@ -30,6 +37,7 @@ export async function main(argv: string[], { io, env, cwd }: MainOptions): Promi
       engine,
       configOption: options.config as string | undefined,
       projectOption: options.project as string | undefined,
+      remoteBoxes,
     };
     result = await def.run(commandCtx, args, options);
   });

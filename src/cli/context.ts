@@ -1,7 +1,7 @@
 import type { Config } from "../config/load.ts";
 import type { Engine } from "../engine/engine.ts";
 import { extraLabels } from "../engine/labels.ts";
-import type { Services } from "../env/services.ts";
+import type { RemoteBoxes, Services } from "../env/services.ts";
 import { findProject, requireProject, type ProjectContext, type ProjectQuery } from "../env/project.ts";
 import type { Io } from "../lib/io.ts";
 import { SnapshotStore } from "../store/store.ts";
@@ -16,6 +16,8 @@ export interface CommandContext {
   configOption: string | undefined;
   /** --project as given, if given. */
   projectOption: string | undefined;
+  /** How `vm.box: "@registry/repo:tag"` is pulled (main wires in the registry client). */
+  remoteBoxes?: RemoteBoxes;
 }
 
 /** What a command hands back for main to print: text for people, json for --json. */
@@ -32,6 +34,7 @@ export function services(ctx: CommandContext): Services {
     env: ctx.env,
     extraLabels: extraLabels(ctx.env),
     log: (text) => ctx.io.stderr.write(text),
+    remoteBoxes: ctx.remoteBoxes,
   };
 }
 

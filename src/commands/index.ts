@@ -14,6 +14,8 @@ import { snapshotScanCommand } from "./snapshot/scan.ts";
 import { snapshotInspectCommand } from "./snapshot/inspect.ts";
 import { snapshotListCommand } from "./snapshot/list.ts";
 import { snapshotRestoreCommand } from "./snapshot/restore.ts";
+import { snapshotPushCommand } from "./snapshot/push.ts";
+import { snapshotPullCommand } from "./snapshot/pull.ts";
 import { statusCommand } from "./status.ts";
 import type { CommandDef } from "../cli/command.ts";
 
@@ -37,6 +39,8 @@ export const commands: CommandDef[] = [
   snapshotRestoreCommand,
   snapshotExportCommand,
   snapshotImportCommand,
+  snapshotPushCommand,
+  snapshotPullCommand,
   snapshotVerifyCommand,
   snapshotScanCommand,
 ];

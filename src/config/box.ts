@@ -8,6 +8,8 @@ import type { RawBox } from "./schema.ts";
 export type BoxSpec =
   | { kind: "dockerfile"; dockerfile: string; context: string; args: Record<string, string> }
   | { kind: "snapshot"; name: string }
+  /** `@registry/repository:tag`: a snapshot in an OCI registry, pulled on first use. */
+  | { kind: "registry"; ref: string }
   | { kind: "image"; ref: string };
 
 /** Whether a box string names a Dockerfile rather than an image reference. */
@@ -29,6 +31,8 @@ export function parseBox(box: RawBox, baseDir: string, where: string): BoxSpec {
   const snapshot = parseSnapshotInput(value);
   if (snapshot.global) {
     const { name } = snapshot;
+    // A snapshot name never holds a "/"; a registry reference always does (registry/repository[:tag]).
+    if (name.includes("/")) return { kind: "registry", ref: name };
     if (!SNAPSHOT_NAME.test(name)) {
       throw new VmError("CONFIG_INVALID", `${where}: vm.box '${value}' is not a valid snapshot name`, {
         hint: `Snapshot names use ${SNAPSHOT_NAME_RULE}, e.g. @vibe-base`,
@@ -49,6 +53,8 @@ export function describeBox(box: BoxSpec): string {
       return `Dockerfile ${box.dockerfile}`;
     case "snapshot":
       return `snapshot @${box.name}`;
+    case "registry":
+      return `snapshot @${box.ref}`;
     case "image":
       return `image ${box.ref}`;
   }

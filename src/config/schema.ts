@@ -94,14 +94,19 @@ const boxObject = z
   })
   .describe("Build the box from a Dockerfile");
 
-const BOX_STRING = `expected @ and a snapshot name of ${SNAPSHOT_NAME_RULE}, such as @vibe-base`;
+const BOX_STRING = `expected @ and a snapshot name of ${SNAPSHOT_NAME_RULE}, such as @vibe-base (or @ and a registry reference, such as @ghcr.io/acme/vibe:2024-10)`;
 const boxString = z
   .string()
   .min(1)
   .refine(
     (text) => {
       const snapshot = parseSnapshotInput(text.trim());
-      return !snapshot.global || SNAPSHOT_NAME.test(snapshot.name);
+      // A "/" makes it a registry reference (registry/repository:tag), checked when it is pulled.
+      return (
+        !snapshot.global ||
+        SNAPSHOT_NAME.test(snapshot.name) ||
+        /^[^\s@/]+(\/[^\s@/]+)+(@sha256:[0-9a-f]{64})?$/.test(snapshot.name)
+      );
     },
     { error: BOX_STRING },
   );
@@ -112,7 +117,7 @@ const box = z
       'expected a Dockerfile path, a {dockerfile, context, args} object, "@snapshot" or an image reference',
   })
   .describe(
-    'A Dockerfile path ("./Dockerfile.dev"), {dockerfile, context, args}, a snapshot ("@name") or an image ("debian:bookworm")',
+    'A Dockerfile path ("./Dockerfile.dev"), {dockerfile, context, args}, a snapshot ("@name"), a snapshot in a registry ("@ghcr.io/acme/vibe:2024-10") or an image ("debian:bookworm")',
   );
 
 const USER = "expected a user name or uid";

@@ -39,6 +39,13 @@ export interface ImageClient {
   list(labels: Record<string, string>): Promise<ImageSummary[]>;
   remove(ref: string, options?: { force?: boolean }): Promise<void>;
   pull(ref: string, onProgress?: (line: string) => void): Promise<void>;
+  /**
+   * Pulls from a registry with credentials (the Engine API's X-Registry-Auth value, or none for anonymous),
+   * reporting each layer's progress as the engine sees it.
+   */
+  pullFrom(ref: string, options: RegistryTransferOptions): Promise<void>;
+  /** Pushes a tagged image to its registry; resolves with the digest and size of the manifest pushed. */
+  push(ref: string, options: RegistryTransferOptions): Promise<{ digest: string; size: number }>;
   tag(source: string, repo: string, tag: string): Promise<void>;
   /**
    * The image as `docker save` writes it, streamed with little garbage: each chunk is a view into one reused
@@ -47,6 +54,21 @@ export interface ImageClient {
   save(ref: string): Promise<BorrowedBody>;
   /** Loads a `docker save` stream; resolves with the IDs and names the engine reports loading. */
   load(source: Readable): Promise<string[]>;
+}
+
+export interface RegistryTransferOptions {
+  /** The X-Registry-Auth header's value; undefined for anonymous. */
+  auth: string | undefined;
+  onProgress?: (event: LayerProgress) => void;
+}
+
+/** One layer's state in an engine push or pull, as the engine's progress stream says it. */
+export interface LayerProgress {
+  /** The short layer id the engine shows (12 hex digits), or "" for messages about the whole image. */
+  id: string;
+  status: string;
+  current?: number;
+  total?: number;
 }
 
 export interface ContainerClient {

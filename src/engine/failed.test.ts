@@ -17,7 +17,7 @@ describe("FailedEngine", () => {
         methods++;
       }
     }
-    assert.equal(methods, 27);
+    assert.equal(methods, 29);
     await assert.rejects(engine.info(), (error) => error === reason);
     assert.equal(engine.endpoint.url, "ssh://x");
     assert.doesNotThrow(() => engine.close());

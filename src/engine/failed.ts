@@ -23,6 +23,8 @@ export class FailedEngine implements Engine {
       list: fail,
       remove: fail,
       pull: fail,
+      pullFrom: fail,
+      push: fail,
       tag: fail,
       save: fail,
       load: fail,

@@ -30,6 +30,19 @@ export async function resolveBox(services: Services, config: Config): Promise<Re
       return imageBox(services, box.ref);
     case "snapshot":
       return resolveSnapshotImage(services.engine, services.snapshots, { scope: "global", name: box.name });
+    case "registry": {
+      if (!services.remoteBoxes)
+        throw new VmError(
+          "USAGE",
+          `vm.box '@${box.ref}' names a registry snapshot, which this command cannot pull`,
+        );
+      const { name } = await services.remoteBoxes.resolve(box.ref, services);
+      const resolved = await resolveSnapshotImage(services.engine, services.snapshots, {
+        scope: "global",
+        name,
+      });
+      return { ...resolved, description: `snapshot @${box.ref}` };
+    }
   }
 }
 

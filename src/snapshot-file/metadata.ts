@@ -48,8 +48,11 @@ export const metadataSchema = z.object({
       original_name: z.string(),
       /** The file it was imported from ("-": standard input). */
       file: z.string().optional(),
-      /** "vm", or "vm 3.x" for a file of the earlier tool (no checksums, no signature). */
-      format: z.enum(["vm", "vm 3.x"]).optional(),
+      /** "vm", or "vm 3.x" for a file of the earlier tool (no checksums, no signature), or "image" for
+       * a registry image that carried no vm metadata. */
+      format: z.enum(["vm", "vm 3.x", "image"]).optional(),
+      /** For `vm snapshot pull` and `vm.box: "@registry/repo:tag"`: the reference and the digest pulled. */
+      registry: z.object({ ref: z.string(), digest: z.string() }).optional(),
     })
     .optional(),
 });

@@ -27,6 +27,9 @@ export function listRow(s: SnapshotMetadata) {
 export function sourceText(s: SnapshotMetadata): string {
   if (s.source === "built") return "built here";
   if (s.source === "committed") return "committed here";
+  const pulled = s.imported?.registry;
+  if (pulled)
+    return `pulled from ${pulled.ref}${s.imported?.format === "image" ? " (a plain image, no vm metadata)" : ""}`;
   const file = s.imported?.file;
   const from =
     file === undefined
@@ -43,6 +46,9 @@ export function describeSnapshot(s: SnapshotMetadata): string {
     `Name:        ${s.scope === "global" ? "@" : ""}${s.name}${s.project ? ` (project ${s.project})` : ""}`,
     `Description: ${s.description || "-"}`,
     `Created:     ${s.created_at} (${s.source})`,
+    ...(s.imported
+      ? [`Source:      ${sourceText(s)}${s.imported.registry ? ` (${s.imported.registry.digest})` : ""}`]
+      : []),
     `Image:       ${s.image_tag}`,
     `Image ID:    ${s.image_id}`,
     `Platform:    ${platformString(s.platform)}`,

@@ -44,6 +44,8 @@ export class MemoryEngine implements Engine {
       save: unsupported("save"),
       load: unsupported("load"),
       pull: unsupported("pull"),
+      pullFrom: unsupported("pullFrom"),
+      push: unsupported("push"),
       history: unsupported("history"),
       inspect: (ref) => Promise.resolve(this.#imageDetails(ref)),
       list: (labels) => Promise.resolve(this.#listImages(labels)),

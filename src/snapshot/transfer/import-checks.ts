@@ -18,7 +18,11 @@ export async function verifyFirst(options: ImportOptions): Promise<void> {
   await verifyArchiveFile(options.input, options.cwd, () => {}, options.stdin);
 }
 
-export async function checkPlatform(platform: string, engine: string, options: ImportOptions): Promise<void> {
+export async function checkPlatform(
+  platform: string,
+  engine: string,
+  options: Pick<ImportOptions, "yes" | "confirm" | "onWarning">,
+): Promise<void> {
   const archive = platform.split("/").slice(0, 2).join("/");
   if (archive === engine) return;
   const warning = `Warning: Snapshot built for ${platform}, current platform is ${engine}\nThis may not work correctly.`;
