@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -18,6 +18,19 @@ import {
 } from "./helpers/registry.ts";
 import { cleanupRun, REPO, runVm, uniqueName, VM_BIN, vmEnv, type VmResult } from "./helpers/vm.ts";
 import { newKey, openSshPrivateKey } from "../src/snapshot-file/testing/keys.ts";
+import { startTokenServer, type TokenServer } from "./helpers/token-server.ts";
+
+/** The token registry's realm names one port: wait for another test file's token server to close. */
+async function tokenServer(options: Parameters<typeof startTokenServer>[0]): Promise<TokenServer> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startTokenServer(options);
+    } catch (error) {
+      if (attempt >= 240 || !/already in use/.test((error as Error).message)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
 
 const ARTIFACT_TYPE = "application/vnd.dev.vm.snapshot.v1";
 
@@ -422,6 +435,128 @@ describe("snapshots through an OCI registry (push, pull, vm.box: @registry/repo:
       new RegExp(`${repo.replace(/[.]/g, "\\.")}@`),
       "no pinned name of either pull is left",
     );
+  });
+
+  it("pushes a snapshot file with no engine at all, keeping its signature, and it pulls into both engines", async () => {
+    const name = await snapshotOn(classic, "a", "head -c 300000 /dev/urandom > /noise");
+    const key = newKey("release@acme");
+    const keyFile = join(dir, `${name}.key`);
+    writeFileSync(keyFile, openSshPrivateKey(key, "release@acme"), { mode: 0o600 });
+    const trusted = join(dir, `${name}.pub`);
+    writeFileSync(trusted, key.publicLine + "\n");
+    const file = join(dir, `${name}.snapshot.tar.zst`);
+    ok(await vm(classic, "a", ["snapshot", "export", `@${name}`, "-o", file, "--sign", keyFile]), "export");
+    const repo = uniqueRepo("file");
+    const ref = `${plain.host}/${repo}:1`;
+    const noEngine = { DOCKER_HOST: `unix://${join(dir, "no-engine.sock")}` };
+    const before = storedBlobs(plain);
+    const pushed = await vm(classic, "ci", ["snapshot", "push", file, ref, "--json"], noEngine);
+    ok(pushed, "file push");
+    const result = JSON.parse(pushed.stdout) as { name: string; signedBy: string; layers: { moved: number } };
+    assert.equal(result.name, name);
+    assert.match(result.signedBy, /^SHA256:/);
+    assert.ok(result.layers.moved >= 1);
+    assert.ok(
+      totalBytes(blobsAdded(before, storedBlobs(plain))) > 300_000,
+      "the file's own layer was uploaded",
+    );
+    const again = await vm(classic, "ci", ["snapshot", "push", file, ref, "--json"], noEngine);
+    ok(again, "file push again");
+    assert.equal(
+      (JSON.parse(again.stdout) as { layers: { moved: number } }).layers.moved,
+      0,
+      "nothing uploaded twice",
+    );
+
+    // Into the containerd engine, and into the classic one after its own copy is gone.
+    const into = await vm(containerd, "file-b", [
+      "snapshot",
+      "pull",
+      ref,
+      "--require-signature",
+      "--trusted-key",
+      trusted,
+    ]);
+    ok(into, "pull into containerd");
+    assert.match(into.stdout, /signed by SHA256:\S+ \(release@acme\)/);
+    ok(await vm(classic, "a", ["snapshot", "delete", `@${name}`]), "delete on the classic engine");
+    const back = await vm(classic, "file-c", ["snapshot", "pull", ref]);
+    ok(back, "pull into classic");
+    for (const engine of [containerd, classic])
+      assert.equal(docker(engine, ["run", "--rm", `vm-snapshot/global:${name}`, "cat", "/marker"]), name);
+  });
+
+  it("TLS and Basic auth: credentials from docker's config.json auths, and from a credential helper", async () => {
+    const tls = testRegistry("tls");
+    const name = await snapshotOn(classic, "a");
+    const ref = `${tls.host}/${uniqueRepo("tls")}:1`;
+    const auths = join(dir, "docker-config-auths");
+    mkdirSync(auths, { recursive: true });
+    const pair = Buffer.from(`${tls.user}:${tls.password}`).toString("base64");
+    writeFileSync(join(auths, "config.json"), JSON.stringify({ auths: { [tls.host]: { auth: pair } } }));
+    ok(
+      await vm(classic, "a", ["snapshot", "push", `@${name}`, ref], { DOCKER_CONFIG: auths }),
+      "push with auths",
+    );
+
+    const helper = join(dir, "docker-config-helper");
+    mkdirSync(helper, { recursive: true });
+    writeFileSync(join(helper, "config.json"), JSON.stringify({ credHelpers: { [tls.host]: "vmtest" } }));
+    const store = join(dir, "helper-credentials.json");
+    writeFileSync(store, JSON.stringify({ [tls.host]: { Username: tls.user, Secret: tls.password } }));
+    const log = join(dir, "helper.log");
+    const helperEnv = {
+      DOCKER_CONFIG: helper,
+      PATH: `${join(REPO, "test/fixtures")}:${process.env.PATH ?? ""}`,
+      VMTEST_CREDENTIALS_FILE: store,
+      VMTEST_CREDENTIALS_LOG: log,
+    };
+    const pulled = await vm(containerd, "tls", ["snapshot", "pull", ref], helperEnv);
+    ok(pulled, "pull with the credential helper");
+    assert.match(
+      readFileSync(log, "utf8"),
+      new RegExp(tls.host.replace(/[.]/g, "\\.")),
+      "the helper was asked",
+    );
+    writeFileSync(store, JSON.stringify({ [tls.host]: { Username: tls.user, Secret: "wrong" } }));
+    const refused = await vm(containerd, "tls2", ["snapshot", "pull", ref], helperEnv);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /refused to let vm pull from .* with the credentials from credHelpers/);
+    assert.doesNotMatch(refused.stderr, /wrong/, "no secret in the message");
+  });
+
+  it("Bearer tokens: vm asks the registry's token service for the repository's scope, with the user's credentials", async () => {
+    const token = testRegistry("token");
+    const name = await snapshotOn(classic, "a");
+    const repo = uniqueRepo("token");
+    const ref = `${token.host}/${repo}:1`;
+    const server = await tokenServer({ users: { pusher: "token-secret" } });
+    try {
+      const anonymous = await vm(classic, "a", ["snapshot", "push", `@${name}`, ref]);
+      assert.equal(anonymous.code, 1, anonymous.stderr);
+      assert.match(anonymous.stderr, /docker login/);
+      const config = join(dir, "docker-config-token");
+      mkdirSync(config, { recursive: true });
+      writeFileSync(
+        join(config, "config.json"),
+        JSON.stringify({
+          auths: { [token.host]: { auth: Buffer.from("pusher:token-secret").toString("base64") } },
+        }),
+      );
+      ok(
+        await vm(classic, "a", ["snapshot", "push", `@${name}`, ref], { DOCKER_CONFIG: config }),
+        "push with a token",
+      );
+      // vm's own requests (the engine asks the token service too): the user, for this repository's push.
+      const asked = server.requests.filter(
+        (r) => r.user === "pusher" && r.scopes.includes(`repository:${repo}:pull,push`),
+      );
+      assert.ok(asked.length > 0, JSON.stringify(server.requests.map((r) => [r.user, r.scopes])));
+      // Anonymous pull: the token service grants pull to anyone.
+      ok(await vm(containerd, "token", ["snapshot", "pull", ref]), "anonymous pull");
+    } finally {
+      await server.close();
+    }
   });
 
   it("says what to run when the registry wants credentials vm does not have", async () => {

@@ -326,6 +326,26 @@ export class RegistryClient {
    */
   async putBlob(digest: string, data: Buffer, from?: string): Promise<"present" | "mounted" | "uploaded"> {
     if (await this.blobExists(digest)) return "present";
+    const started = await this.startUpload(digest, from);
+    if (started === "mounted") return "mounted";
+    await this.finishUpload(started, digest, data, data.length);
+    return "uploaded";
+  }
+
+  /**
+   * Streams a blob of known size and digest in one request (the registry checks the digest when it takes
+   * the upload). The caller checks blobExists first; the stream is read once, so there is no retry.
+   */
+  async putBlobStream(digest: string, size: number, data: Readable): Promise<void> {
+    const started = await this.startUpload(digest);
+    if (started === "mounted") {
+      data.resume();
+      return;
+    }
+    await this.finishUpload(started, digest, data, size);
+  }
+
+  private async startUpload(digest: string, from?: string): Promise<URL | "mounted"> {
     const query =
       from && from !== this.repository
         ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`
@@ -341,14 +361,23 @@ export class RegistryClient {
       throw new VmError("REGISTRY_REQUEST_FAILED", `${this.registry} started an upload without saying where`);
     const target = new URL(location, started.url);
     target.searchParams.set("digest", digest);
+    return target;
+  }
+
+  private async finishUpload(
+    target: URL,
+    digest: string,
+    data: Buffer | Readable,
+    size: number,
+  ): Promise<void> {
     const done = await this.send("PUT", target.href, {
       headers: { "Content-Type": "application/octet-stream" },
       body: data,
+      length: size,
       accept: [201, 204],
       what: `upload blob ${digest} to ${this.repository}`,
     });
     done.body.resume();
-    return "uploaded";
   }
 
   /**

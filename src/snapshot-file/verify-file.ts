@@ -21,9 +21,10 @@ export async function verifyArchiveFile(
   cwd: string,
   onBytes: (n: number) => void,
   stdin: Readable,
+  /** Pass one to learn the image's parts afterwards (ImageVerifier.parts). */
+  verifier: ImageVerifier = new ImageVerifier(),
 ): Promise<VerifiedFile> {
   const source = await openInput(input, cwd, stdin);
-  const verifier = new ImageVerifier();
   // The checks an import makes before the engine sees the image: no names, nothing docker save never
   // writes. vm 3.x saved its images by tag: their names are expected, and an import takes them out.
   let guard = new ImageGuard("refuse");

@@ -75,6 +75,9 @@ export class ImageVerifier {
   readonly input: Writable;
   private readonly small = new Map<string, Buffer>();
   private readonly hashes = new Map<string, string>();
+  private readonly sizes = new Map<string, number>();
+  /** The first bytes of each entry: enough to tell a gzip or zstd blob from a plain tar. */
+  private readonly heads = new Map<string, Buffer>();
   private readonly done: Promise<void>;
 
   constructor() {
@@ -84,12 +87,16 @@ export class ImageVerifier {
       if (entry.type !== "file") return undefined;
       const hash = createHash("sha256");
       const keep = entry.size <= SMALL ? ([] as Buffer[]) : undefined;
+      let head: Buffer | undefined;
       return {
         data: (chunk) => {
           hash.update(chunk);
           keep?.push(Buffer.from(chunk));
+          head ??= Buffer.from(chunk.subarray(0, 4));
         },
         end: () => {
+          this.sizes.set(entry.name, entry.size);
+          if (head) this.heads.set(entry.name, head);
           this.hashes.set(entry.name, hash.digest("hex"));
           if (keep) this.small.set(entry.name, Buffer.concat(keep));
         },
@@ -202,6 +209,41 @@ export class ImageVerifier {
       configDigest,
       diffIds,
       manifestDigests: this.manifestsOf(configDigest),
+    };
+  }
+
+  /**
+   * The image's parts as a registry holds them, once the image has streamed and `identity()` passed:
+   * its config, and each layer as the tar has it (a legacy layer.tar, or an OCI blob, maybe compressed),
+   * with the sha256 of those very bytes, their size and their compression.
+   */
+  async parts(): Promise<{
+    config: { path: string; digest: string; bytes: Buffer };
+    layers: { path: string; digest: string; size: number; compression: "gzip" | "zstd" | "none" }[];
+  }> {
+    const image = await this.identity();
+    const saveManifest = JSON.parse(this.small.get("manifest.json")!.toString("utf8")) as {
+      Layers?: string[];
+    }[];
+    const layers = (saveManifest[0]?.Layers ?? []).map((path) => {
+      const hash = this.hashes.get(path);
+      if (!hash) throw invalidImage(`its layer ${path} is missing`);
+      const head = this.heads.get(path) ?? Buffer.alloc(0);
+      const compression: "gzip" | "zstd" | "none" =
+        head[0] === 0x1f && head[1] === 0x8b
+          ? "gzip"
+          : head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528
+            ? "zstd"
+            : "none";
+      return { path, digest: `sha256:${hash}`, size: this.sizes.get(path) ?? 0, compression };
+    });
+    return {
+      config: {
+        path: image.configPath,
+        digest: image.configDigest,
+        bytes: this.small.get(image.configPath)!,
+      },
+      layers,
     };
   }
 

@@ -177,10 +177,10 @@ describe("vm's metadata as an OCI 1.1 artifact", () => {
     });
   });
 
-  it("refuses metadata that lists streamed entries (a registry snapshot carries none)", () => {
+  it("refuses metadata that lists streamed entries other than the image (volumes do not travel)", () => {
     const entries = entriesOf(buildArtifact(input()));
     const manifest = JSON.parse(entries.get(ENTRY.manifest)!.toString("utf8")) as Record<string, unknown>;
-    manifest.streamed = [ENTRY.image];
+    manifest.streamed = [ENTRY.image, "volumes/data.tar"];
     entries.set(ENTRY.manifest, Buffer.from(JSON.stringify(manifest)));
     throwsVm(() => artifactContents(entries), {
       code: "REGISTRY_MANIFEST_INVALID",

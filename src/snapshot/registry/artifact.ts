@@ -104,6 +104,18 @@ export function buildArtifact(input: ArtifactInput): BuiltArtifact {
     const signature = signChecksums(input.signer, checksumsBytes);
     entries.push([ENTRY.signature, Buffer.from(JSON.stringify(signature, null, 2) + "\n")]);
   }
+  return { manifest, ...artifactFromEntries(entries, input.subject, input.annotations) };
+}
+
+/**
+ * The artifact that carries these entries (manifest.json first, checksums.json and signature.json last)
+ * about `subject`: the push of a store snapshot builds them, the push of a file takes the file's own.
+ */
+export function artifactFromEntries(
+  entries: [string, Buffer][],
+  subject: Descriptor,
+  annotations: Record<string, string>,
+): Omit<BuiltArtifact, "manifest"> {
   const blobs = entries.map(([, data]) => ({ digest: sha256Digest(data), data }));
   const document: ImageManifest = {
     schemaVersion: 2,
@@ -116,12 +128,11 @@ export function buildArtifact(input: ArtifactInput): BuiltArtifact {
       size: data.length,
       annotations: { [TITLE]: path },
     })),
-    subject: { mediaType: input.subject.mediaType, digest: input.subject.digest, size: input.subject.size },
-    annotations: input.annotations,
+    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
+    annotations,
   };
   const bytes = Buffer.from(JSON.stringify(document));
   return {
-    manifest,
     bytes,
     digest: sha256Digest(bytes),
     blobs: [{ digest: sha256Digest(EMPTY_BLOB), data: EMPTY_BLOB }, ...blobs],
@@ -155,9 +166,11 @@ export function artifactContents(entries: Map<string, Buffer>): ArchiveContents 
   const manifestRaw = entries.get(ENTRY.manifest);
   if (!manifestRaw) throw invalid("it has no manifest.json");
   const manifest = parseManifest(manifestRaw);
-  if (manifest.streamed.length || manifest.volumes?.length)
+  const streamed = manifest.streamed.filter((path) => path !== ENTRY.image);
+  if (streamed.length || manifest.volumes?.length)
     throw invalid("its manifest.json lists entries a registry snapshot does not carry");
   const checksumsRaw = entries.get(ENTRY.checksums);
+  const checksums = checksumsRaw ? parseChecksums(checksumsRaw) : undefined;
   const small = new Map<string, Buffer>();
   for (const path of HEAD_ENTRIES) {
     const data = entries.get(path);
@@ -166,6 +179,14 @@ export function artifactContents(entries: Map<string, Buffer>): ArchiveContents 
   const read = [...entries]
     .filter(([path]) => path !== ENTRY.checksums && path !== ENTRY.signature)
     .map(([path, data]) => ({ path, size: data.length, sha256: sha256(data) }));
+  // A pushed snapshot file keeps its own checksums.json and signature, which cover images/base.tar as the
+  // file had it. The registry holds that image as its blobs instead: what vouches for it is the config
+  // digest and layers manifest.json records (checked against the registry's image by the pull), so the
+  // file's record of images/base.tar is taken as read.
+  const image = manifest.streamed.includes(ENTRY.image)
+    ? checksums?.entries.find((e) => e.path === ENTRY.image)
+    : undefined;
+  if (image) read.push(image);
   return {
     kind: "vm",
     compression: "none",
@@ -173,7 +194,7 @@ export function artifactContents(entries: Map<string, Buffer>): ArchiveContents 
     manifestRaw,
     small,
     read,
-    checksums: checksumsRaw ? parseChecksums(checksumsRaw) : undefined,
+    checksums,
     checksumsRaw,
     signatureRaw: entries.get(ENTRY.signature),
     stoppedAtImage: false,

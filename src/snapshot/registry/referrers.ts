@@ -127,7 +127,7 @@ export async function vmReferrers(
 export async function publishReferrer(
   client: RegistryClient,
   subject: string,
-  artifact: BuiltArtifact,
+  artifact: Pick<BuiltArtifact, "blobs" | "bytes" | "digest">,
 ): Promise<"api" | "tag"> {
   for (const blob of artifact.blobs) await client.putBlob(blob.digest, blob.data);
   const put = await client.putManifest(artifact.digest, MediaType.ociManifest, artifact.bytes);
