@@ -17,6 +17,7 @@ export class Progress {
   private done = 0;
   private readonly started = Date.now();
   private lastDraw = 0;
+  private detail = "";
 
   constructor(out: Terminal, label: string, total?: number) {
     this.out = out;
@@ -30,6 +31,11 @@ export class Progress {
 
   setTotal(total: number): void {
     this.total = total;
+  }
+
+  /** A short note shown after the figures ("3 layers pushed, 5 already there"). */
+  setDetail(detail: string): void {
+    this.detail = detail;
   }
 
   tick(bytes: number): void {
@@ -60,6 +66,7 @@ export class Progress {
     } else {
       parts.push(formatBytes(this.done), `${formatBytes(rate)}/s`);
     }
+    if (this.detail) parts.push(this.detail);
     const line = parts.join("  ");
     const columns = this.out.columns ?? 100;
     this.out.write(`\r\u001b[2K${line.slice(0, columns - 1)}`);

@@ -21,7 +21,7 @@ export const snapshotPullCommand: CommandDef = {
       .option("--trusted-key <file...>", "also trust the ssh-ed25519 public keys in this file"),
   run: async (ctx, args, options) => {
     const source = args[0]!;
-    const progress = layerProgress(ctx.io, `Pulling ${source}`);
+    const progress = layerProgress(ctx.io, `Pulling ${source}`, "pulled");
     const interactive = ctx.io.stdin.isTTY === true && ctx.io.stderr.isTTY === true;
     const started = Date.now();
     const { pullSnapshot } = await import("../../snapshot/registry/pull.ts");

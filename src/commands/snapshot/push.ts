@@ -39,7 +39,7 @@ export const snapshotPushCommand: CommandDef = {
       return pushFile(ctx, name, target);
     }
     const project = (await snapshotProject(ctx, name))?.name;
-    const progress = layerProgress(ctx.io, `Pushing ${name} to ${target}`);
+    const progress = layerProgress(ctx.io, `Pushing ${name}`, "pushed");
     const started = Date.now();
     const { pushSnapshot } = await import("../../snapshot/registry/push.ts");
     const result = await pushSnapshot(services(ctx), {
