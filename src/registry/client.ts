@@ -218,14 +218,20 @@ export class RegistryClient {
     );
   }
 
-  /** One authenticated request; a 401 with a resendable body gets a fresh token and one more try. */
+  /**
+   * One authenticated request; a 401 with a resendable body gets a fresh token and one more try. The
+   * registry's Authorization goes only to its own origin (as docker sends it only where it answered the
+   * challenge): an upload Location elsewhere, or over http where the registry is https, goes without it.
+   */
   private async send(method: string, path: string, options: SendOptions): Promise<HttpResponse> {
     await this.authenticate();
     const origin = await this.base();
     const url = new URL(path, origin);
+    // Normalized by URL: `host:443` over https is `host`.
+    const home = new URL(origin).origin;
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { ...options.headers };
-      if (this.authorization) headers.Authorization = this.authorization;
+      if (this.authorization && url.origin === home) headers.Authorization = this.authorization;
       let res: HttpResponse;
       try {
         res = await this.transport.send({
@@ -245,7 +251,9 @@ export class RegistryClient {
           },
         );
       }
-      if (res.status === 401 && attempt === 0 && (!options.body || Buffer.isBuffer(options.body))) {
+      // Only the registry's own challenge is answered: another origin's could name any token service.
+      const own = res.url.origin === home;
+      if (res.status === 401 && attempt === 0 && own && (!options.body || Buffer.isBuffer(options.body))) {
         res.body.resume();
         await this.answer(res);
         continue;

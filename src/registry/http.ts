@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { VmError, systemErrorCode } from "../errors.ts";
+import { VmError, isVmError, systemErrorCode } from "../errors.ts";
 
 // As in engine/transport/http.ts: getBuiltinModule, not an ESM import that reads every export.
 const http = process.getBuiltinModule("node:http");
@@ -108,11 +108,16 @@ export class RegistryTransport {
       const req = (secure ? https : http).request(request.url, options, (res) =>
         resolve({ status: res.statusCode ?? 0, headers: res.headers, url: request.url, body: res }),
       );
-      req.on("error", (error) => reject(connectionError(request.url, error)));
+      // A body that fails (the file being uploaded is damaged) is that failure, not the connection's.
+      let bodyFailed: Error | undefined;
+      req.on("error", (error) => reject(bodyFailed ?? connectionError(request.url, error)));
       if (!body) req.end();
       else if (Buffer.isBuffer(body)) req.end(body);
       else {
-        body.on("error", (error) => req.destroy(error));
+        body.on("error", (error) => {
+          bodyFailed = error;
+          req.destroy(error);
+        });
         body.pipe(req);
       }
     });
@@ -180,10 +185,7 @@ export function connectionError(url: URL, error: Error): VmError {
     "REGISTRY_UNREACHABLE",
     `Cannot reach the registry ${url.host} (${code || error.message})`,
     {
-      hint:
-        "Check the registry's address and that it is running; `curl " +
-        url.origin +
-        "/v2/` shows what it answers",
+      hint: `Check the registry's address (${url.host}) and that it is running: its /v2/ must answer`,
       cause: error,
     },
   );
@@ -200,20 +202,27 @@ export function notTls(error: unknown): boolean {
   );
 }
 
-/** Reads a whole response body, refusing more than `max` bytes. */
+/**
+ * Reads a whole response body, refusing more than `max` bytes. A connection lost mid-body is a VmError
+ * too (Node raises a plain "aborted" Error there).
+ */
 export async function readBody(res: HttpResponse, max: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) {
-      res.body.destroy();
-      throw new VmError(
-        "REGISTRY_REQUEST_FAILED",
-        `${res.url.origin}${res.url.pathname} answered more than ${max} bytes`,
-      );
+  try {
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > max) {
+        res.body.destroy();
+        throw new VmError(
+          "REGISTRY_REQUEST_FAILED",
+          `${res.url.origin}${res.url.pathname} answered more than ${max} bytes`,
+        );
+      }
+      chunks.push(chunk);
     }
-    chunks.push(chunk);
+  } catch (error) {
+    throw isVmError(error) ? error : connectionError(res.url, error as Error);
   }
   return Buffer.concat(chunks);
 }

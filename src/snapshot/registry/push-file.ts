@@ -205,14 +205,15 @@ async function uploadFromFile(
         }
         // Counted on its way into the request (a "data" listener here would start the flow before the
         // upload is there to take it).
-        const counted = entry.pipe(
-          new Transform({
-            transform(chunk: Buffer, _encoding, callback) {
-              options.onBytes(chunk.length);
-              callback(null, chunk);
-            },
-          }),
-        );
+        const counted = new Transform({
+          transform(chunk: Buffer, _encoding, callback) {
+            options.onBytes(chunk.length);
+            callback(null, chunk);
+          },
+        });
+        // pipe() passes no errors on: a damaged entry must fail the upload, not leave it waiting.
+        entry.once("error", (error) => counted.destroy(error));
+        entry.pipe(counted);
         await client.putBlobStream(layer.digest, layer.size, counted);
         missing.delete(entry.header.name);
       }
