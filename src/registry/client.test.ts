@@ -943,7 +943,7 @@ describe("registry client (registry/client.ts)", () => {
       await new Promise((resolve) => server.close(resolve));
       const error = await failure(client(host).manifest("1"), "REGISTRY_UNREACHABLE");
       assert.ok(error.message.includes(host), error.message);
-      assert.ok(error.hint?.includes(`curl https://${host}/v2/`), error.hint);
+      assert.ok(error.hint?.includes(`(${host}) and that it is running`), error.hint);
     });
   });
 });
