@@ -58,6 +58,13 @@ export const errorCodes = {
   /** A registry's TLS certificate is not trusted. */
   REGISTRY_TLS_FAILED: ExitCode.failure,
   REGISTRY_UNREACHABLE: ExitCode.failure,
+  /** A download from an http(s) URL broke and could not be resumed. */
+  REMOTE_CONNECTION_LOST: ExitCode.failure,
+  /** A web server refused the credentials (or their absence). */
+  REMOTE_DENIED: ExitCode.failure,
+  REMOTE_REQUEST_FAILED: ExitCode.failure,
+  REMOTE_TLS_FAILED: ExitCode.failure,
+  REMOTE_UNREACHABLE: ExitCode.failure,
   /** `vm snapshot export --fail-on-secrets` refused (`vm snapshot scan`'s findings exit 8 without an error). */
   SECRETS_FOUND: ExitCode.failure,
   SECRET_SCAN_FAILED: ExitCode.failure,
@@ -111,6 +118,8 @@ export const errorCodes = {
   /** A registered snapshot whose image the engine no longer has. */
   SNAPSHOT_IMAGE_MISSING: ExitCode.notFound,
   SNAPSHOT_NOT_FOUND: ExitCode.notFound,
+  /** No file at that URL. */
+  REMOTE_NOT_FOUND: ExitCode.notFound,
   /** The registry has no such repository, tag or manifest. */
   REGISTRY_NOT_FOUND: ExitCode.notFound,
 
@@ -155,6 +164,8 @@ export const errorCodes = {
   /** Signed, but by a key not among the trusted ones. */
   SIGNATURE_UNTRUSTED: ExitCode.integrity,
   SNAPSHOT_METADATA_INVALID: ExitCode.integrity,
+  /** The file at a URL was replaced while it was downloaded (another ETag). */
+  REMOTE_CHANGED: ExitCode.integrity,
   /** Bytes from a registry that do not match their digest. */
   REGISTRY_DIGEST_MISMATCH: ExitCode.integrity,
   /** A registry's manifest or vm's metadata in it is not one vm can read. */

@@ -3,13 +3,40 @@ import { stat } from "node:fs/promises";
 import { PassThrough, type Readable } from "node:stream";
 import { VmError, systemErrorCode } from "../errors.ts";
 
-/** The snapshot file a command reads: a path, or "-" for standard input. Shared by import and verify. */
+/** How a snapshot file at an http(s) URL is read. */
+export interface RemoteOptions {
+  /** An Authorization header value for the URL's server (--authorization, VM_HTTP_AUTHORIZATION). */
+  authorization?: string | undefined;
+  /** What changes how the download goes (no Range support, a resume), for stderr. */
+  onNote?: (text: string) => void;
+}
+
+/** Whether the input names a file on a web server rather than a path. */
+export function isUrlInput(input: string): boolean {
+  return /^https?:\/\//i.test(input);
+}
+
+/**
+ * The snapshot file a command reads: a path, "-" for standard input, or an http(s) URL (streamed, and
+ * resumed where the connection drops: remote/download.ts). Shared by import, verify, inspect and scan.
+ */
 export async function openInput(
   input: string,
   cwd: string,
   stdin: Readable,
+  remote: RemoteOptions = {},
 ): Promise<{ stream: Readable; size: number | undefined; path: string }> {
   if (input === "-") return { stream: stdin, size: undefined, path: "-" };
+  if (isUrlInput(input)) {
+    const { openDownload, displayUrl } = await import("../remote/download.ts");
+    const url = new URL(input);
+    const download = await openDownload({
+      url,
+      authorization: remote.authorization,
+      ...(remote.onNote ? { onNote: remote.onNote } : {}),
+    });
+    return { stream: download.stream, size: download.size, path: displayUrl(url) };
+  }
   const path = input.startsWith("/") ? input : `${cwd}/${input}`;
   try {
     const info = await stat(path);

@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import { readSnapshotArchive, type ArchiveContents } from "./archive-reader.ts";
 import type { Manifest } from "./format.ts";
-import { counting, openInput } from "./input.ts";
+import { counting, openInput, type RemoteOptions } from "./input.ts";
 import { ImageGuard } from "./image-guard.ts";
 import { checkLegacy, type ImageIdentity, type LegacyChecked, type LegacyRead } from "./legacy-format.ts";
 import { decodeError } from "./archive-decode.ts";
@@ -23,8 +23,9 @@ export async function verifyArchiveFile(
   stdin: Readable,
   /** Pass one to learn the image's parts afterwards (ImageVerifier.parts). */
   verifier: ImageVerifier = new ImageVerifier(),
+  remote: RemoteOptions = {},
 ): Promise<VerifiedFile> {
-  const source = await openInput(input, cwd, stdin);
+  const source = await openInput(input, cwd, stdin, remote);
   // The checks an import makes before the engine sees the image: no names, nothing docker save never
   // writes. vm 3.x saved its images by tag: their names are expected, and an import takes them out.
   let guard = new ImageGuard("refuse");
@@ -92,8 +93,9 @@ export async function readManifestOnly(
   input: string,
   cwd: string,
   stdin: Readable,
+  remote: RemoteOptions = {},
 ): Promise<{ manifest: Manifest; compression: string } | { legacy: LegacyRead; compression: string }> {
-  const source = await openInput(input, cwd, stdin);
+  const source = await openInput(input, cwd, stdin, remote);
   const contents = await readSnapshotArchive(
     source.stream,
     { onImage: async () => "skip" },

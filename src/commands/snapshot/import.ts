@@ -5,13 +5,14 @@ import type { CommandDef } from "../../cli/command.ts";
 import { confirm } from "../../cli/prompt.ts";
 import { Progress, formatDuration } from "../../cli/progress.ts";
 import { VmError } from "../../errors.ts";
+import { AUTHORIZATION_OPTION, remoteOptions } from "./shared.ts";
 
 export const snapshotImportCommand: CommandDef = {
   path: ["snapshot", "import"],
   summary: "Import a snapshot file (or - for standard input) as a global snapshot, checking every byte",
   configure: (cmd) =>
     cmd
-      .argument("<file>", "the snapshot file, or - to read standard input")
+      .argument("<file>", "the snapshot file, an https:// URL, or - to read standard input")
       .option("--name <name>", "import under another name")
       .option("--verify", "check the whole file before touching the engine at all")
       .option("-f, --force", "replace a snapshot of that name (only once the new one is complete)")
@@ -20,10 +21,11 @@ export const snapshotImportCommand: CommandDef = {
         "--require-signature",
         "accept only files signed by a trusted key ($XDG_CONFIG_HOME/vm/trusted_keys, --trusted-key)",
       )
-      .option("--trusted-key <file...>", "also trust the ssh-ed25519 public keys in this file"),
+      .option("--trusted-key <file...>", "also trust the ssh-ed25519 public keys in this file")
+      .option(...AUTHORIZATION_OPTION),
   run: async (ctx, args, options) => {
     const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(args[0]!)?.[1];
-    if (scheme) {
+    if (scheme && !/^https?$/i.test(scheme)) {
       throw new VmError(
         "URL_NOT_SUPPORTED",
         `vm cannot read snapshot files from ${scheme}:// locations yet: ${args[0]!}`,
@@ -58,6 +60,7 @@ export const snapshotImportCommand: CommandDef = {
       onBytes: (n) => progress.tick(n),
       onWarning: (text) => ctx.io.stderr.write(text),
       spoolDir: join(ctx.env.XDG_CACHE_HOME || join(ctx.env.HOME || homedir(), ".cache"), "vm"),
+      remote: remoteOptions(ctx, options),
     });
     progress.finish();
     const how = result.legacy

@@ -4,18 +4,24 @@ import { resolve } from "node:path";
 import { describeLegacyFile, describeManifest, describeSnapshot } from "../../snapshot/report.ts";
 import { findSnapshot } from "../../store/resolve.ts";
 import { SnapshotStore } from "../../store/store.ts";
-import { snapshotProject } from "./shared.ts";
+import { AUTHORIZATION_OPTION, remoteOptions, snapshotProject } from "./shared.ts";
 
 export const snapshotInspectCommand: CommandDef = {
   path: ["snapshot", "inspect"],
   summary: "Show everything recorded about a snapshot",
   usesConfig: true,
   json: true,
-  configure: (cmd) => cmd.argument("<name>", "snapshot name (@name: the global one), or a snapshot file"),
-  run: async (ctx, args) => {
+  configure: (cmd) =>
+    cmd
+      .argument("<name>", "snapshot name (@name: the global one), a snapshot file, or an https:// URL of one")
+      .option(...AUTHORIZATION_OPTION),
+  run: async (ctx, args, options) => {
     if (looksLikeFile(args[0]!, ctx.cwd)) {
       const { readManifestOnly } = await import("../../snapshot-file/verify-file.ts");
-      const file = await readManifestOnly(args[0]!, ctx.cwd, ctx.io.stdin);
+      const file = await readManifestOnly(args[0]!, ctx.cwd, ctx.io.stdin, {
+        ...remoteOptions(ctx, options),
+        onNote: () => {}, // only the head is read: whether the server can resume does not matter
+      });
       if ("legacy" in file)
         return { json: file.legacy, text: describeLegacyFile(file.legacy, file.compression) };
       return { json: file.manifest, text: describeManifest(file.manifest, file.compression) };

@@ -26,3 +26,20 @@ export function parseBuildArgs(values: unknown, env: NodeJS.ProcessEnv): Record<
   }
   return out;
 }
+
+/** How a command reads a snapshot file at an http(s) URL: --authorization, else VM_HTTP_AUTHORIZATION. */
+export function remoteOptions(
+  ctx: CommandContext,
+  options: Record<string, unknown>,
+): { authorization: string | undefined; onNote: (text: string) => void } {
+  const given = typeof options.authorization === "string" ? options.authorization : undefined;
+  return {
+    authorization: given ?? (ctx.env.VM_HTTP_AUTHORIZATION || undefined),
+    onNote: (text) => ctx.io.stderr.write(text),
+  };
+}
+
+export const AUTHORIZATION_OPTION = [
+  "--authorization <value>",
+  "an Authorization header for a file at an https:// URL, e.g. 'Bearer TOKEN' (or VM_HTTP_AUTHORIZATION); never shown",
+] as const;

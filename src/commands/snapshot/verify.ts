@@ -1,16 +1,27 @@
 import type { CommandDef } from "../../cli/command.ts";
 import { Progress } from "../../cli/progress.ts";
 import { formatBytes } from "../../lib/units.ts";
+import { AUTHORIZATION_OPTION, remoteOptions } from "./shared.ts";
 
 export const snapshotVerifyCommand: CommandDef = {
   path: ["snapshot", "verify"],
   summary: "Check every digest in a snapshot file, without an engine",
   json: true,
-  configure: (cmd) => cmd.argument("<file>", "the snapshot file, or - to read standard input"),
-  run: async (ctx, args) => {
+  configure: (cmd) =>
+    cmd
+      .argument("<file>", "the snapshot file, an https:// URL, or - to read standard input")
+      .option(...AUTHORIZATION_OPTION),
+  run: async (ctx, args, options) => {
     const progress = new Progress(ctx.io.stderr, `Verifying ${args[0]!}`);
     const { verifyArchiveFile } = await import("../../snapshot-file/verify-file.ts");
-    const contents = await verifyArchiveFile(args[0]!, ctx.cwd, (n) => progress.tick(n), ctx.io.stdin);
+    const contents = await verifyArchiveFile(
+      args[0]!,
+      ctx.cwd,
+      (n) => progress.tick(n),
+      ctx.io.stdin,
+      undefined,
+      remoteOptions(ctx, options),
+    );
     progress.finish();
     const shown = args[0] === "-" ? "standard input" : args[0]!;
     if (contents.kind === "vm3") {

@@ -15,7 +15,7 @@ export async function verifyFirst(options: ImportOptions): Promise<void> {
     );
   }
   const { verifyArchiveFile } = await import("../../snapshot-file/verify-file.ts");
-  await verifyArchiveFile(options.input, options.cwd, () => {}, options.stdin);
+  await verifyArchiveFile(options.input, options.cwd, () => {}, options.stdin, undefined, options.remote);
 }
 
 export async function checkPlatform(

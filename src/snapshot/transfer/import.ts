@@ -17,7 +17,7 @@ import {
   type LegacyImportState,
   type LegacyStreamed,
 } from "./legacy-import.ts";
-import { counting, openInput } from "../../snapshot-file/input.ts";
+import { counting, openInput, type RemoteOptions } from "../../snapshot-file/input.ts";
 import { platformString, type SnapshotMetadata } from "../../snapshot-file/metadata.ts";
 import { importedMetadata, legacyImportedMetadata } from "./imported-metadata.ts";
 import { lockSnapshot } from "../../store/lock.ts";
@@ -53,6 +53,8 @@ export interface ImportOptions {
   onWarning: (text: string) => void;
   /** Where a vm 3.x file's volumes wait when they come before its image. */
   spoolDir: string;
+  /** How a file at an http(s) URL is read. */
+  remote?: RemoteOptions;
 }
 
 export interface ImportResult {
@@ -82,7 +84,7 @@ export async function importSnapshot(services: Services, options: ImportOptions)
     options.requireSignature,
     options.trustedKeys.map((f) => resolve(options.cwd, f)),
   );
-  const source = await openInput(options.input, options.cwd, options.stdin);
+  const source = await openInput(options.input, options.cwd, options.stdin, options.remote);
   options.onStart({ total: source.size });
   const info = await engine.info();
 
