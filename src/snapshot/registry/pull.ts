@@ -1,5 +1,4 @@
 import { dirname, resolve } from "node:path";
-import type { ImageDetails } from "../../engine/engine.ts";
 import { isNotFound } from "../../engine/errors.ts";
 import { managedLabels } from "../../engine/labels.ts";
 import type { Services } from "../../env/services.ts";
@@ -9,32 +8,23 @@ import { transaction } from "../../lib/transaction.ts";
 import { RegistryClient } from "../../registry/client.ts";
 import { dockerAuthHeader, resolveCredentials } from "../../registry/credentials.ts";
 import { formatRef, parseRegistryRef, type RegistryRef } from "../../registry/reference.ts";
-import type { ArchiveContents } from "../../snapshot-file/archive-reader.ts";
-import { ENTRY } from "../../snapshot-file/format.ts";
-import {
-  METADATA_FORMAT,
-  metadataSchema,
-  platformString,
-  type SnapshotMetadata,
-} from "../../snapshot-file/metadata.ts";
+import { platformString, type SnapshotMetadata } from "../../snapshot-file/metadata.ts";
 import { imageRepo, validateSnapshotName, type SnapshotRef } from "../../snapshot-file/names.ts";
-import {
-  enforceSignature,
-  signaturePolicy,
-  type PublicKey,
-  type SignaturePolicy,
-} from "../../snapshot-file/signing.ts";
-import { verifyContents } from "../../snapshot-file/verify.ts";
+import { signaturePolicy } from "../../snapshot-file/signing.ts";
 import { lockSnapshot } from "../../store/lock.ts";
-import { VERSION } from "../../version.ts";
-import { imageFacts, takeInventory } from "../inventory.ts";
+import { takeInventory } from "../inventory.ts";
 import { ownerLabel } from "../leftovers.ts";
-import { importedMetadata } from "../transfer/imported-metadata.ts";
 import { checkPlatform } from "../transfer/import-checks.ts";
-import { artifactContents, artifactEntries } from "./artifact.ts";
 import { LayerTracker, type LayerTally } from "./layers.ts";
-import { imageManifestFor, vmReferrers, type PlatformImage } from "./referrers.ts";
+import { imageManifestFor, type PlatformImage } from "./referrers.ts";
 import { PendingNames } from "./pending.ts";
+import {
+  checkEngineImage,
+  parsePlatform,
+  pulledMetadata,
+  readMetadata,
+  type Checked,
+} from "./pull-checks.ts";
 import { engineRefusal } from "./push.ts";
 
 export interface PullOptions {
@@ -64,12 +54,6 @@ export interface PullResult {
   /** The image carried no vm metadata: a plain image, registered as such and unsigned. */
   plain: boolean;
   signer: { fingerprint: string; comment: string } | undefined;
-}
-
-/** vm's metadata from the registry, checked like a snapshot file's head and trailer. */
-interface Checked {
-  contents: ArchiveContents;
-  signer: PublicKey | undefined;
 }
 
 /**
@@ -195,36 +179,17 @@ async function finish(
       ? undefined
       : await takeInventory(engine, pulled.id, managedLabels("snapshot", services.extraLabels, ownerLabel()));
     const registry = { ref: shown, digest: image.descriptor.digest };
-    const metadata: SnapshotMetadata = checked
-      ? withRegistry(importedMetadata(ref, checked.contents, pulled.id, info.serverVersion, shown), registry)
-      : metadataSchema.parse({
-          format: METADATA_FORMAT,
-          ...imageFacts(ref, pulled, inventory!),
-          created_at: pulled.created || new Date().toISOString(),
-          description: `image ${shown}`,
-          source: "imported",
-          image_id: image.configDigest,
-          build: {
-            vm_version: "unknown",
-            engine_version: "unknown",
-            image_store: "unknown",
-            build_date: pulled.created || "",
-            box: null,
-            dockerfile: null,
-            dockerfile_sha256: null,
-            build_args: {},
-          },
-          git: null,
-          imported: {
-            at: new Date().toISOString(),
-            vm_version: VERSION,
-            engine_version: info.serverVersion,
-            original_name: name,
-            file: shown,
-            format: "image",
-            registry,
-          },
-        });
+    const metadata = pulledMetadata({
+      ref,
+      name,
+      shown,
+      checked,
+      pulled,
+      inventory,
+      registry,
+      configDigest: image.configDigest,
+      engineVersion: info.serverVersion,
+    });
     await pausePoint(services.env, "pull-before-commit");
     return tx.commit(async () => {
       await engine.images.tag(pulled.id, imageRepo(ref), ref.name);
@@ -257,75 +222,6 @@ async function finish(
       };
     });
   });
-}
-
-/** vm's newest metadata artifact for `subject`, read and checked; undefined when there is none. */
-async function readMetadata(
-  client: RegistryClient,
-  subject: string,
-  policy: SignaturePolicy,
-): Promise<Checked | undefined> {
-  const { descriptors } = await vmReferrers(client, subject);
-  const newest = descriptors[0];
-  if (!newest) return undefined;
-  const fetched = await client.manifest(newest.digest);
-  if (!fetched || fetched.kind !== "manifest")
-    throw new VmError(
-      "REGISTRY_MANIFEST_INVALID",
-      `vm's metadata ${newest.digest} in ${client.registry}/${client.repository} is missing or not a manifest`,
-      {
-        hint: "Push the snapshot again with vm snapshot push",
-      },
-    );
-  if (fetched.manifest.subject?.digest !== subject)
-    throw new VmError(
-      "REGISTRY_MANIFEST_INVALID",
-      `vm's metadata ${newest.digest} is about another image than ${subject}`,
-    );
-  const entries = new Map<string, Buffer>();
-  for (const entry of artifactEntries(fetched.manifest))
-    entries.set(entry.path, await client.blob(entry.descriptor.digest, entry.max));
-  const contents = artifactContents(entries);
-  // The file format's rules: every document against manifest.json and checksums.json, then the signature.
-  verifyContents(contents);
-  const signer = enforceSignature(
-    policy,
-    contents.signatureRaw,
-    contents.checksumsRaw,
-    contents.manifest.signed_by,
-  );
-  if (!entries.has(ENTRY.checksums))
-    throw new VmError("ARCHIVE_INCOMPLETE", "vm's metadata in the registry has no checksums.json");
-  return { contents, signer };
-}
-
-/** The engine's image must be the one checked: the same layers, and on the classic store the same ID. */
-function checkEngineImage(pulled: ImageDetails, image: PlatformImage, shown: string): void {
-  const sameLayers = JSON.stringify(pulled.layers) === JSON.stringify(image.diffIds);
-  const sameId =
-    pulled.id === image.configDigest ||
-    pulled.id === image.manifestDigest ||
-    pulled.id === image.descriptor.digest;
-  if (!sameLayers || !sameId)
-    throw new VmError(
-      "REGISTRY_DIGEST_MISMATCH",
-      `The engine's image for ${shown} is not the one vm checked (${pulled.id})`,
-      {
-        hint: "Nothing was registered; pull again",
-      },
-    );
-}
-
-function withRegistry(
-  metadata: SnapshotMetadata,
-  registry: { ref: string; digest: string },
-): SnapshotMetadata {
-  return { ...metadata, imported: { ...metadata.imported!, registry } };
-}
-
-function parsePlatform(text: string): { os: string; architecture: string; variant?: string } {
-  const [os = "linux", architecture = "amd64", variant] = text.split("/");
-  return { os, architecture, ...(variant ? { variant } : {}) };
 }
 
 /** The repository as the engine names it: Docker Hub's without its registry. */
