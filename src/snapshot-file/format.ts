@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { VmError } from "../errors.ts";
 import { platformString, type SnapshotMetadata } from "./metadata.ts";
@@ -132,6 +133,51 @@ export function invalidArchive(
   hint = "The file is damaged or is not a vm snapshot; get a fresh copy of it",
 ): VmError {
   return new VmError("ARCHIVE_INVALID", message, { hint });
+}
+
+export interface ManifestInput {
+  name: string;
+  metadata: SnapshotMetadata;
+  /** The head documents (documents()), listed with their digests. */
+  docs: Record<string, Buffer>;
+  exportedAt: string;
+  vmVersion: string;
+  engine: { version: string; image_store: string };
+  /** The image's diff IDs. */
+  layers: string[];
+  /** Entries written after the head, their digests in checksums.json (none for a registry artifact). */
+  streamed: string[];
+  volumes: string[];
+  signedBy: string | undefined;
+}
+
+/** manifest.json of a snapshot: what a file export, a registry artifact and the test files all write. */
+export function buildManifest(input: ManifestInput): Manifest {
+  const { metadata, docs } = input;
+  const hex = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+  return {
+    format: "vm-snapshot",
+    version: FORMAT_VERSION,
+    snapshot_name: input.name,
+    created_at: metadata.created_at,
+    exported_at: input.exportedAt,
+    description: metadata.description,
+    image_digest: metadata.image_id,
+    platform: platformString(metadata.platform),
+    size_bytes: metadata.size_bytes,
+    languages: metadata.languages,
+    tools: metadata.tools.map((t) => t.name),
+    vm_version: input.vmVersion,
+    engine: input.engine,
+    image_tag: metadata.image_tag,
+    source_image_id: metadata.engine_image_id,
+    layers: input.layers,
+    entries: HEAD_ENTRIES.map((path) => ({ path, size: docs[path]!.length, sha256: hex(docs[path]!) })),
+    streamed: input.streamed,
+    checksums: ENTRY.checksums,
+    ...(input.volumes.length ? { volumes: input.volumes } : {}),
+    ...(input.signedBy ? { signed_by: input.signedBy } : {}),
+  };
 }
 
 /** The human-readable entries written beside the image. */

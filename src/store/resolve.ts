@@ -1,4 +1,4 @@
-import type { Engine } from "../engine/engine.ts";
+import type { Engine, ImageDetails } from "../engine/engine.ts";
 import { VmError } from "../errors.ts";
 import type { SnapshotMetadata } from "../snapshot-file/metadata.ts";
 import { describeRef, validateSnapshotName, type SnapshotRef } from "../snapshot-file/names.ts";
@@ -66,6 +66,20 @@ export async function findSnapshot(
     );
   }
   throw snapshotNotFound(input, all);
+}
+
+/** A snapshot by what the user typed, with the engine's image of it (which must still be there). */
+export async function findSnapshotImage(
+  engine: Engine,
+  store: SnapshotStore,
+  input: string,
+  project: string | undefined,
+  log?: (text: string) => void,
+): Promise<{ ref: SnapshotRef; metadata: SnapshotMetadata; image: ImageDetails }> {
+  const { ref, metadata } = await findSnapshot(store, input, project, log);
+  const image = await engine.images.inspect(metadata.engine_image_id);
+  if (!image) throw snapshotImageMissing(ref, metadata);
+  return { ref, metadata, image };
 }
 
 /** A snapshot the store lists whose image the engine no longer has. */

@@ -12,11 +12,11 @@ import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import type { Compression } from "../../lib/codec.ts";
 import { FileSink, StreamSink } from "../../lib/sink.ts";
-import { ENTRY, FORMAT_VERSION, HEAD_ENTRIES, documents, type Manifest } from "../format.ts";
-import { platformString, type SnapshotMetadata } from "../metadata.ts";
+import { ENTRY, HEAD_ENTRIES, buildManifest, documents, type Manifest } from "../format.ts";
+import { type SnapshotMetadata } from "../metadata.ts";
 import type { Signer } from "../signing.ts";
 import { writeTrailer } from "../trailer.ts";
-import { ArchiveWriter, sha256 } from "../writer.ts";
+import { ArchiveWriter } from "../writer.ts";
 import { dockerSave, type SavedImage } from "./docker-save.ts";
 
 export function sampleMetadata(overrides: Partial<SnapshotMetadata> = {}): SnapshotMetadata {
@@ -97,29 +97,18 @@ export async function writeSnapshot(options: WriteOptions): Promise<WrittenSnaps
   });
   const docs = documents(metadata, name);
   const volumes = Object.entries(options.volumes ?? {});
-  const manifest: Manifest = {
-    format: "vm-snapshot",
-    version: FORMAT_VERSION,
-    snapshot_name: name,
-    created_at: metadata.created_at,
-    exported_at: "2026-01-02T04:00:00.000Z",
-    description: metadata.description,
-    image_digest: metadata.image_id,
-    platform: platformString(metadata.platform),
-    size_bytes: metadata.size_bytes,
-    languages: metadata.languages,
-    tools: metadata.tools.map((t) => t.name),
-    vm_version: "0.1.0",
+  const manifest = buildManifest({
+    name,
+    metadata,
+    docs,
+    exportedAt: "2026-01-02T04:00:00.000Z",
+    vmVersion: "0.1.0",
     engine: { version: "27.0.0", image_store: image.layout === "oci" ? "containerd" : "classic" },
-    image_tag: metadata.image_tag,
-    source_image_id: metadata.engine_image_id,
     layers: image.diffIds,
-    entries: HEAD_ENTRIES.map((path) => ({ path, size: docs[path]!.length, sha256: sha256(docs[path]!) })),
     streamed: [ENTRY.image, ...volumes.map(([v]) => `volumes/${v}.tar`)],
-    checksums: ENTRY.checksums,
-    ...(volumes.length ? { volumes: volumes.map(([v]) => v) } : {}),
-    ...(options.signer ? { signed_by: options.signer.fingerprint } : {}),
-  };
+    volumes: volumes.map(([v]) => v),
+    signedBy: options.signer?.fingerprint,
+  });
   options.manifest?.(manifest);
   const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + "\n");
   const path = join(

@@ -5,13 +5,14 @@ import {
   HEAD_ENTRIES,
   MAX_MANIFEST_BYTES,
   MAX_SMALL_ENTRY_BYTES,
+  buildManifest,
   documents,
   parseChecksums,
   parseManifest,
   type Checksums,
   type Manifest,
 } from "../../snapshot-file/format.ts";
-import { platformString, type SnapshotMetadata } from "../../snapshot-file/metadata.ts";
+import { type SnapshotMetadata } from "../../snapshot-file/metadata.ts";
 import { signChecksums, type Signer } from "../../snapshot-file/signing.ts";
 import { sha256 } from "../../snapshot-file/writer.ts";
 import { VmError } from "../../errors.ts";
@@ -65,29 +66,19 @@ export interface ArtifactInput {
 export function buildArtifact(input: ArtifactInput): BuiltArtifact {
   const { metadata, name } = input;
   const docs = documents(metadata, name);
-  const manifest: Manifest = {
-    format: "vm-snapshot",
-    version: FORMAT_VERSION,
-    snapshot_name: name,
-    created_at: metadata.created_at,
+  const manifest = buildManifest({
+    name,
+    metadata,
+    docs,
     // The snapshot's own time, not the push's: pushing the same snapshot again makes the same artifact.
-    exported_at: metadata.created_at,
-    description: metadata.description,
-    image_digest: metadata.image_id,
-    platform: platformString(metadata.platform),
-    size_bytes: metadata.size_bytes,
-    languages: metadata.languages,
-    tools: metadata.tools.map((t) => t.name),
-    vm_version: VERSION,
+    exportedAt: metadata.created_at,
+    vmVersion: VERSION,
     engine: input.engine,
-    image_tag: metadata.image_tag,
-    source_image_id: metadata.engine_image_id,
     layers: input.layers,
-    entries: HEAD_ENTRIES.map((path) => ({ path, size: docs[path]!.length, sha256: sha256(docs[path]!) })),
     streamed: [],
-    checksums: ENTRY.checksums,
-    ...(input.signer ? { signed_by: input.signer.fingerprint } : {}),
-  };
+    volumes: [],
+    signedBy: input.signer?.fingerprint,
+  });
   const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + "\n");
   const entries: [string, Buffer][] = [
     [ENTRY.manifest, manifestBytes],

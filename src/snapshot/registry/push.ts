@@ -5,7 +5,7 @@ import { RegistryClient } from "../../registry/client.ts";
 import { dockerAuthHeader, resolveCredentials } from "../../registry/credentials.ts";
 import { formatRef, parseRegistryRef, type RegistryRef } from "../../registry/reference.ts";
 import { loadSigner } from "../../snapshot-file/signing.ts";
-import { findSnapshot, snapshotImageMissing } from "../../store/resolve.ts";
+import { findSnapshotImage } from "../../store/resolve.ts";
 import { VERSION } from "../../version.ts";
 import { buildArtifact } from "./artifact.ts";
 import { imageManifestFor, publishReferrer, vmReferrers } from "./referrers.ts";
@@ -52,15 +52,14 @@ export async function pushSnapshot(services: Services, options: PushOptions): Pr
     throw new VmError("REGISTRY_REF_INVALID", `${options.target}: push to a tag, not a digest`, {
       hint: "e.g. vm snapshot push vibe-base registry.example.com/team/vibe:2024-10",
     });
-  const { ref, metadata } = await findSnapshot(
+  const { ref, metadata, image } = await findSnapshotImage(
+    engine,
     services.snapshots,
     options.name,
     options.project,
     services.log,
   );
   const signer = options.sign ? await loadSigner(resolve(options.cwd, options.sign)) : undefined;
-  const image = await engine.images.inspect(metadata.engine_image_id);
-  if (!image) throw snapshotImageMissing(ref, metadata);
   const credentials = await resolveCredentials(target.registry, services.env);
   const auth = dockerAuthHeader(credentials, target.registry);
   const client = new RegistryClient(target.registry, target.repository, {

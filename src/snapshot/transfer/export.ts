@@ -4,15 +4,14 @@ import type { Writable } from "node:stream";
 import { extensionFor, type Compression } from "../../lib/codec.ts";
 import { ensureRoom, FileSink, StreamSink } from "../../lib/sink.ts";
 import { formatBytes } from "../../lib/units.ts";
-import { ArchiveWriter, sha256 } from "../../snapshot-file/writer.ts";
+import { ArchiveWriter } from "../../snapshot-file/writer.ts";
 import type { Services } from "../../env/services.ts";
 import { VmError } from "../../errors.ts";
 import { checkFault, pausePoint } from "../../lib/faults.ts";
 import { transaction } from "../../lib/transaction.ts";
 import { VERSION } from "../../version.ts";
-import { ENTRY, FORMAT_VERSION, HEAD_ENTRIES, documents, type Manifest } from "../../snapshot-file/format.ts";
-import { platformString } from "../../snapshot-file/metadata.ts";
-import { findSnapshot, snapshotImageMissing } from "../../store/resolve.ts";
+import { ENTRY, HEAD_ENTRIES, buildManifest, documents, type Manifest } from "../../snapshot-file/format.ts";
+import { findSnapshotImage } from "../../store/resolve.ts";
 import { allowPatterns, withoutAllowed } from "../../secret-scan/allow.ts";
 import { scanImageConfig } from "../../secret-scan/config-entries.ts";
 import { scanned } from "./scan.ts";
@@ -56,15 +55,14 @@ export interface ExportResult {
 /** `vm snapshot export`: engine → archive → file, one pass over the image, written atomically. */
 export async function exportSnapshot(services: Services, options: ExportOptions): Promise<ExportResult> {
   const { engine } = services;
-  const { ref, metadata } = await findSnapshot(
+  const { ref, metadata, image } = await findSnapshotImage(
+    engine,
     services.snapshots,
     options.name,
     options.project,
     services.log,
   );
   const signer = options.sign ? await loadSigner(resolve(options.cwd, options.sign)) : undefined;
-  const image = await engine.images.inspect(metadata.engine_image_id);
-  if (!image) throw snapshotImageMissing(ref, metadata);
   // What the image's config and history show needs no save stream: refuse before writing a byte.
   const allow = await allowPatterns(dirname(services.snapshots.root), options.allow ?? []);
   if (options.failOnSecrets) {
@@ -93,29 +91,18 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
   }
   const volumes = options.includeVolumes && volumeProject ? await projectVolumes(engine, volumeProject) : [];
   const docs = documents(metadata, ref.name);
-  const manifest: Manifest = {
-    format: "vm-snapshot",
-    version: FORMAT_VERSION,
-    snapshot_name: ref.name,
-    created_at: metadata.created_at,
-    exported_at: new Date().toISOString(),
-    description: metadata.description,
-    image_digest: metadata.image_id,
-    platform: platformString(metadata.platform),
-    size_bytes: metadata.size_bytes,
-    languages: metadata.languages,
-    tools: metadata.tools.map((t) => t.name),
-    vm_version: VERSION,
+  const manifest = buildManifest({
+    name: ref.name,
+    metadata,
+    docs,
+    exportedAt: new Date().toISOString(),
+    vmVersion: VERSION,
     engine: { version: info.serverVersion, image_store: info.imageStore },
-    image_tag: metadata.image_tag,
-    source_image_id: metadata.engine_image_id,
     layers: image.layers,
-    entries: HEAD_ENTRIES.map((path) => ({ path, size: docs[path]!.length, sha256: sha256(docs[path]!) })),
     streamed: [ENTRY.image, ...volumes.map((v) => `volumes/${v.name}.tar`)],
-    checksums: ENTRY.checksums,
-    ...(volumes.length ? { volumes: volumes.map((v) => v.name) } : {}),
-    ...(signer ? { signed_by: signer.fingerprint } : {}),
-  };
+    volumes: volumes.map((v) => v.name),
+    signedBy: signer?.fingerprint,
+  });
   const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + "\n");
 
   if (!toStdout) {

@@ -9,7 +9,7 @@ import { createDecompressor, detectCompression, type Compression } from "../../l
 import type { Services } from "../../env/services.ts";
 import { VmError } from "../../errors.ts";
 import { describeRef } from "../../snapshot-file/names.ts";
-import { findSnapshot, snapshotImageMissing } from "../../store/resolve.ts";
+import { findSnapshotImage } from "../../store/resolve.ts";
 import { SecretScanner, type SecretFinding } from "../../secret-scan/secrets.ts";
 import { openInput } from "../../snapshot-file/input.ts";
 import { TarWalker } from "../../lib/tar-walk.ts";
@@ -25,14 +25,13 @@ export async function scanSnapshot(
   services: Services,
   options: { name: string; project: string | undefined },
 ): Promise<ScanResult> {
-  const { ref, metadata } = await findSnapshot(
+  const { ref, metadata } = await findSnapshotImage(
+    services.engine,
     services.snapshots,
     options.name,
     options.project,
     services.log,
   );
-  if (!(await services.engine.images.inspect(metadata.engine_image_id)))
-    throw snapshotImageMissing(ref, metadata);
   const scanner = new SecretScanner();
   const save = await services.engine.images.save(metadata.engine_image_id);
   for await (const _chunk of scanned(save, scanner)); // only the scanner reads the image
