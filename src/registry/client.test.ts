@@ -1,90 +1,25 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
-import { createServer as createTlsServer } from "node:https";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { isVmError, type VmError } from "../errors.ts";
 import { RegistryClient, fallbackTag, type ClientOptions } from "./client.ts";
 import type { Credentials } from "./credentials.ts";
 import { CERTS_DIR, RegistryTransport, type HttpRequest, type HttpResponse } from "./http.ts";
 import { MANIFEST_ACCEPT, MediaType, sha256Digest } from "./oci.ts";
-
-const cleanups: (() => unknown)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "vm-client-"));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** One request a test registry got, its body read whole. */
-interface Seen {
-  method: string;
-  /** The path without the query. */
-  path: string;
-  query: URLSearchParams;
-  /** Path and query, as sent. */
-  url: string;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
-type Handler = (req: Seen, res: ServerResponse) => void;
-
-interface TestServer {
-  /** 127.0.0.1:<port>, the registry as a reference names it. */
-  host: string;
-  origin: string;
-  seen: Seen[];
-}
-
-/** A server on 127.0.0.1 and a free port playing a registry: records each request, lets `handler` answer. */
-async function serve(handler: Handler, tls?: { key: string; cert: string }): Promise<TestServer> {
-  const seen: Seen[] = [];
-  const listener = (req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      const url = new URL(req.url ?? "/", "http://registry");
-      const request = {
-        method: req.method ?? "",
-        path: url.pathname,
-        query: url.searchParams,
-        url: req.url ?? "",
-        headers: req.headers,
-        body: Buffer.concat(chunks),
-      };
-      seen.push(request);
-      handler(request, res);
-    });
-  };
-  const server = tls ? createTlsServer(tls, listener) : createServer(listener);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  cleanups.push(
-    () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(resolve);
-      }),
-  );
-  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { host, origin: `${tls ? "https" : "http"}://${host}`, seen };
-}
-
-/** A transport reading CAs from `certsDir` (by default an empty one, not this machine's certs.d). */
-function transport(certsDir: string = tempDir()): RegistryTransport {
-  const made = new RegistryTransport(certsDir);
-  cleanups.push(() => made.close());
-  return made;
-}
+import {
+  onCleanup,
+  selfSigned,
+  serve,
+  tempDir,
+  transport,
+  type Handler,
+  type Seen,
+  type TestServer,
+} from "./testing/server.ts";
 
 /** A client for team/vibe on `host`, anonymous unless credentials are given (docker's config is never read). */
 function client(host: string, options: Partial<ClientOptions> = {}): RegistryClient {
@@ -200,24 +135,6 @@ async function bearerRegistry(
     else sendManifest(res, manifestBytes);
   });
   return Object.assign(server, { issued });
-}
-
-/** A throwaway self-signed certificate for 127.0.0.1 (which, given as a CA, is its own trust anchor). */
-function selfSigned(): { key: string; cert: string } {
-  const dir = tempDir();
-  execFileSync(
-    "openssl",
-    [
-      ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
-      ...["-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "2"],
-      ...["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-    ],
-    { stdio: "ignore" },
-  );
-  return {
-    key: readFileSync(join(dir, "key.pem"), "utf8"),
-    cert: readFileSync(join(dir, "cert.pem"), "utf8"),
-  };
 }
 
 describe("registry client (registry/client.ts)", () => {
@@ -385,7 +302,7 @@ describe("registry client (registry/client.ts)", () => {
           }
         }
         const recording = new Recording(tempDir());
-        cleanups.push(() => recording.close());
+        onCleanup(() => recording.close());
         const error = await failure(
           client(registry.host, { credentials: alice, transport: recording }).manifest("1"),
           "REGISTRY_AUTH_FAILED",
@@ -904,7 +821,7 @@ describe("registry client (registry/client.ts)", () => {
         }
       }
       const recording = new Recording(tempDir());
-      cleanups.push(() => recording.close());
+      onCleanup(() => recording.close());
       const c = client(registry.host, { transport: recording });
       assert.equal((await c.manifest("1"))?.digest, manifestDigest);
       assert.equal((await c.manifest("2"))?.digest, manifestDigest);

@@ -1,13 +1,10 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
-import { createServer as createTlsServer } from "node:https";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { isVmError } from "../errors.ts";
 import {
   CERTS_DIR,
@@ -19,65 +16,7 @@ import {
   registryErrors,
   type HttpResponse,
 } from "./http.ts";
-
-const cleanups: (() => unknown)[] = [];
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "vm-http-"));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-/** One request a test server got, its body read whole. */
-interface Seen {
-  method: string;
-  /** Path and query, as sent. */
-  url: string;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
-type Handler = (req: Seen, res: ServerResponse) => void;
-
-interface TestServer {
-  /** 127.0.0.1:<port>, a registry's host as a reference writes it. */
-  host: string;
-  origin: string;
-  seen: Seen[];
-}
-
-/** A server on 127.0.0.1 and a free port that records each request and lets `handler` answer it. */
-async function serve(handler: Handler, tls?: { key: string; cert: string }): Promise<TestServer> {
-  const seen: Seen[] = [];
-  const listener = (req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      const request = {
-        method: req.method ?? "",
-        url: req.url ?? "",
-        headers: req.headers,
-        body: Buffer.concat(chunks),
-      };
-      seen.push(request);
-      handler(request, res);
-    });
-  };
-  const server = tls ? createTlsServer(tls, listener) : createServer(listener);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  cleanups.push(
-    () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(resolve);
-      }),
-  );
-  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { host, origin: `${tls ? "https" : "http"}://${host}`, seen };
-}
+import { selfSigned, serve, tempDir, transport } from "./testing/server.ts";
 
 /** A port nothing listens on: one a server had, closed again. */
 async function closedPort(): Promise<number> {
@@ -86,31 +25,6 @@ async function closedPort(): Promise<number> {
   const port = (server.address() as AddressInfo).port;
   await new Promise((resolve) => server.close(resolve));
   return port;
-}
-
-/** A throwaway self-signed certificate for 127.0.0.1 (which, given as a CA, is its own trust anchor). */
-function selfSigned(): { key: string; cert: string } {
-  const dir = tempDir();
-  execFileSync(
-    "openssl",
-    [
-      ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"],
-      ...["-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "2"],
-      ...["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-    ],
-    { stdio: "ignore" },
-  );
-  return {
-    key: readFileSync(join(dir, "key.pem"), "utf8"),
-    cert: readFileSync(join(dir, "cert.pem"), "utf8"),
-  };
-}
-
-/** A transport that reads CAs from an empty certs dir (not this machine's /etc/docker/certs.d). */
-function transport(certsDir: string = tempDir()): RegistryTransport {
-  const made = new RegistryTransport(certsDir);
-  cleanups.push(() => made.close());
-  return made;
 }
 
 async function text(res: HttpResponse): Promise<string> {
