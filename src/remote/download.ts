@@ -1,6 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
 import { VmError, systemErrorCode } from "../errors.ts";
+import { changed, formatAt, resumableBytes, type Reopened } from "./resume.ts";
 
 // As in engine/transport/http.ts: getBuiltinModule, not an ESM import that reads every export.
 const http = process.getBuiltinModule("node:http");
@@ -45,98 +46,60 @@ export async function openDownload(options: DownloadOptions): Promise<Download> 
   const ranges = first.res.headers["accept-ranges"] === "bytes";
   // If-Range needs a strong validator: a strong ETag, else the date.
   const validator = etag && !etag.startsWith("W/") ? etag : lastModified;
-  const retries = options.retries ?? 5;
-  const backoff = options.backoffMs ?? 500;
   const shown = displayUrl(options.url);
 
-  async function* bytes(): AsyncGenerator<Buffer> {
-    let res = first.res;
-    let received = 0;
-    /** Bytes of the current response to drop: a restart from zero after `received` had passed. */
-    let skip = 0;
-    let noRangeSaid = false;
-    for (let attempt = 0; ;) {
-      try {
-        for await (const chunk of res as AsyncIterable<Buffer>) {
-          if (skip >= chunk.length) {
-            skip -= chunk.length;
-            continue;
-          }
-          const fresh = skip ? chunk.subarray(skip) : chunk;
-          skip = 0;
-          received += fresh.length;
-          yield fresh;
-        }
-        if (size === undefined || received >= size) return;
-        throw Object.assign(new Error("the connection closed before the end of the file"), {
-          code: "ECONNRESET",
-        });
-      } catch (error) {
-        res.destroy();
-        if (!transient(error) || attempt >= retries) throw lost(shown, received, size, error, attempt);
-        attempt++;
-        await new Promise((resolve) => setTimeout(resolve, backoff * 2 ** (attempt - 1)));
-        const headers: Record<string, string> = {};
-        if (ranges) {
-          headers.Range = `bytes=${received}-`;
-          if (validator) headers["If-Range"] = validator;
-        }
-        let next: { res: IncomingMessage; url: URL };
-        try {
-          next = await get(options, options.url, headers);
-        } catch (retryError) {
-          if (attempt >= retries) throw retryError;
-          // Unreachable for now: the next round waits longer and tries again.
-          res = emptyFailure(retryError);
-          continue;
-        }
-        res = next.res;
-        const status = res.statusCode ?? 0;
-        const now = stringHeader(res.headers.etag);
-        if (etag && now && now !== etag) {
-          res.destroy();
-          throw changed(shown, etag, now);
-        }
-        if (status === 206) {
-          const start = /^bytes (\d+)-/.exec(stringHeader(res.headers["content-range"]) ?? "")?.[1];
-          if (Number(start) !== received) {
-            res.destroy();
-            throw new VmError(
-              "REMOTE_REQUEST_FAILED",
-              `${shown} answered a resume at byte ${received} with another range (${res.headers["content-range"] ?? "none"})`,
-            );
-          }
-          options.onNote?.(
-            `The connection to ${options.url.host} was lost at ${formatAt(received, size)}; resumed there (${attempt}/${retries})\n`,
-          );
-        } else if (status === 200) {
-          if (!noRangeSaid) {
-            options.onNote?.(
-              `The connection to ${options.url.host} was lost at ${formatAt(received, size)}, and the server cannot resume (no Range support): reading it again from the start\n`,
-            );
-            noRangeSaid = true;
-          }
-          skip = received;
-        } else {
-          throw await failure(res, next.url, options);
-        }
-      }
+  let noRangeSaid = false;
+  const reopen = async (from: number): Promise<Reopened> => {
+    const headers: Record<string, string> = {};
+    if (ranges) {
+      headers.Range = `bytes=${from}-`;
+      if (validator) headers["If-Range"] = validator;
     }
-  }
+    const next = await get(options, options.url, headers);
+    const res = next.res;
+    const status = res.statusCode ?? 0;
+    const now = stringHeader(res.headers.etag);
+    if (etag && now && now !== etag) {
+      res.destroy();
+      throw changed(shown, etag, now);
+    }
+    if (status === 206) {
+      const start = /^bytes (\d+)-/.exec(stringHeader(res.headers["content-range"]) ?? "")?.[1];
+      if (Number(start) !== from) {
+        res.destroy();
+        throw new VmError(
+          "REMOTE_REQUEST_FAILED",
+          `${shown} answered a resume at byte ${from} with another range (${res.headers["content-range"] ?? "none"})`,
+        );
+      }
+      return { body: res, start: from };
+    }
+    if (status === 200) {
+      if (!noRangeSaid)
+        options.onNote?.(
+          `The connection to ${options.url.host} was lost at ${formatAt(from, size)}, and the server cannot resume (no Range support): reading it again from the start\n`,
+        );
+      noRangeSaid = true;
+      return { body: res, start: 0 };
+    }
+    throw await failure(res, next.url, options);
+  };
+  const bytes = resumableBytes(first.res, {
+    shown,
+    host: options.url.host,
+    size,
+    retries: options.retries ?? 5,
+    backoffMs: options.backoffMs ?? 500,
+    reopen,
+    onNote: options.onNote,
+  });
 
-  const stream = Readable.from(bytes(), { objectMode: false, highWaterMark: 1024 * 1024 });
+  const stream = Readable.from(bytes, { objectMode: false, highWaterMark: 1024 * 1024 });
   if (!ranges)
     options.onNote?.(
       `${shown} does not support ranged requests: a lost connection means reading it again from the start\n`,
     );
   return { stream, size, etag, ranges };
-}
-
-/** A response-like stream that fails at once, so the retry loop treats an unreachable retry as lost. */
-function emptyFailure(error: unknown): IncomingMessage {
-  const stream = new Readable({ read() {} }) as unknown as IncomingMessage;
-  queueMicrotask(() => stream.destroy(error as Error));
-  return stream;
 }
 
 /** One GET, following redirects; Authorization goes to the URL's own origin only. */
@@ -228,47 +191,6 @@ export function connectionError(url: URL, error: Error): VmError {
     hint: "Check the URL and the network; the server must answer a GET of the file",
     cause: error,
   });
-}
-
-/** Errors a resume can cure: the connection, not the server's answer. */
-function transient(error: unknown): boolean {
-  if (error instanceof VmError) return error.code === "REMOTE_UNREACHABLE";
-  const code = systemErrorCode(error) ?? "";
-  return (
-    /ECONNRESET|EPIPE|ETIMEDOUT|ECONNREFUSED|ECONNABORTED|ERR_STREAM_PREMATURE_CLOSE|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH/.test(
-      code,
-    ) || /aborted|socket hang up|premature close/i.test((error as Error | undefined)?.message ?? "")
-  );
-}
-
-function lost(
-  shown: string,
-  received: number,
-  size: number | undefined,
-  error: unknown,
-  attempts: number,
-): VmError {
-  if (error instanceof VmError && error.code !== "REMOTE_UNREACHABLE") return error;
-  const why = error instanceof Error ? error.message : String(error);
-  return new VmError(
-    "REMOTE_CONNECTION_LOST",
-    `The download of ${shown} broke at ${formatAt(received, size)}${attempts ? ` and could not be resumed (${attempts} tries)` : ""}: ${why}`,
-    { hint: "Check the network and run the command again", cause: error },
-  );
-}
-
-function changed(shown: string, before: string, now: string): VmError {
-  return new VmError(
-    "REMOTE_CHANGED",
-    `${shown} changed while it was downloaded (ETag ${before}, now ${now})`,
-    {
-      hint: "Someone replaced the file: run the command again to read the new one from the start",
-    },
-  );
-}
-
-function formatAt(received: number, size: number | undefined): string {
-  return size ? `${Math.floor((received / size) * 100)}% (byte ${received} of ${size})` : `byte ${received}`;
 }
 
 /** The URL as it may be shown: without credentials in it or its query (which may hold a signature). */
