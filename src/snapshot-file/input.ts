@@ -3,22 +3,28 @@ import { stat } from "node:fs/promises";
 import { PassThrough, type Readable } from "node:stream";
 import { VmError, systemErrorCode } from "../errors.ts";
 
-/** How a snapshot file at an http(s) URL is read. */
+/** How a snapshot file at an http(s) URL or an s3:// path is read. */
 export interface RemoteOptions {
   /** An Authorization header value for the URL's server (--authorization, VM_HTTP_AUTHORIZATION). */
   authorization?: string | undefined;
+  /** s3://: an S3-compatible store's URL (--endpoint). */
+  endpoint?: string | undefined;
+  /** s3://: the bucket in the path (--path-style). */
+  pathStyle?: boolean | undefined;
+  /** The environment the AWS SDK's credential chain reads (the process's when absent). */
+  env?: NodeJS.ProcessEnv;
   /** What changes how the download goes (no Range support, a resume), for stderr. */
   onNote?: (text: string) => void;
 }
 
-/** Whether the input names a file on a web server rather than a path. */
+/** Whether the input names a file on a web server or in object storage rather than a path. */
 export function isUrlInput(input: string): boolean {
-  return /^https?:\/\//i.test(input);
+  return /^(https?|s3):\/\//i.test(input);
 }
 
 /**
- * The snapshot file a command reads: a path, "-" for standard input, or an http(s) URL (streamed, and
- * resumed where the connection drops: remote/download.ts). Shared by import, verify, inspect and scan.
+ * The snapshot file a command reads: a path, "-" for standard input, an http(s) URL or an s3:// path
+ * (streamed, and resumed where the connection drops: remote/download.ts, remote/s3.ts). Shared by import, verify, inspect and scan.
  */
 export async function openInput(
   input: string,
@@ -27,6 +33,17 @@ export async function openInput(
   remote: RemoteOptions = {},
 ): Promise<{ stream: Readable; size: number | undefined; path: string }> {
   if (input === "-") return { stream: stdin, size: undefined, path: "-" };
+  if (/^s3:\/\//i.test(input)) {
+    const { openS3Download, parseS3Url, showS3 } = await import("../remote/s3.ts");
+    const location = parseS3Url(input);
+    const download = await openS3Download(location, {
+      endpoint: remote.endpoint,
+      pathStyle: remote.pathStyle,
+      env: remote.env ?? process.env,
+      ...(remote.onNote ? { onNote: remote.onNote } : {}),
+    });
+    return { stream: download.stream, size: download.size, path: showS3(location) };
+  }
   if (isUrlInput(input)) {
     const { openDownload, displayUrl } = await import("../remote/download.ts");
     const url = new URL(input);

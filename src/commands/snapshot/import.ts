@@ -5,14 +5,14 @@ import type { CommandDef } from "../../cli/command.ts";
 import { confirm } from "../../cli/prompt.ts";
 import { Progress, formatDuration } from "../../cli/progress.ts";
 import { VmError } from "../../errors.ts";
-import { AUTHORIZATION_OPTION, remoteOptions } from "./shared.ts";
+import { withRemoteOptions, remoteOptions } from "./shared.ts";
 
 export const snapshotImportCommand: CommandDef = {
   path: ["snapshot", "import"],
   summary: "Import a snapshot file (or - for standard input) as a global snapshot, checking every byte",
   configure: (cmd) =>
-    cmd
-      .argument("<file>", "the snapshot file, an https:// URL, or - to read standard input")
+    withRemoteOptions(cmd)
+      .argument("<file>", "the snapshot file, an https:// URL, an s3:// path, or - to read standard input")
       .option("--name <name>", "import under another name")
       .option("--verify", "check the whole file before touching the engine at all")
       .option("-f, --force", "replace a snapshot of that name (only once the new one is complete)")
@@ -21,16 +21,15 @@ export const snapshotImportCommand: CommandDef = {
         "--require-signature",
         "accept only files signed by a trusted key ($XDG_CONFIG_HOME/vm/trusted_keys, --trusted-key)",
       )
-      .option("--trusted-key <file...>", "also trust the ssh-ed25519 public keys in this file")
-      .option(...AUTHORIZATION_OPTION),
+      .option("--trusted-key <file...>", "also trust the ssh-ed25519 public keys in this file"),
   run: async (ctx, args, options) => {
     const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(args[0]!)?.[1];
-    if (scheme && !/^https?$/i.test(scheme)) {
+    if (scheme && !/^(https?|s3)$/i.test(scheme)) {
       throw new VmError(
         "URL_NOT_SUPPORTED",
         `vm cannot read snapshot files from ${scheme}:// locations yet: ${args[0]!}`,
         {
-          hint: `Download it first, then import the local file (e.g. aws s3 cp ${args[0]!} ./ , or curl -fLO ${args[0]!}), or stream it: curl -fsSL URL | vm snapshot import -`,
+          hint: "Download it first with the store's own tool and import the local file, or stream it: TOOL ... | vm snapshot import -",
         },
       );
     }

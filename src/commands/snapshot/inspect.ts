@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import { describeLegacyFile, describeManifest, describeSnapshot } from "../../snapshot/report.ts";
 import { findSnapshot } from "../../store/resolve.ts";
 import { SnapshotStore } from "../../store/store.ts";
-import { AUTHORIZATION_OPTION, remoteOptions, snapshotProject } from "./shared.ts";
+import { withRemoteOptions, remoteOptions, snapshotProject } from "./shared.ts";
 
 export const snapshotInspectCommand: CommandDef = {
   path: ["snapshot", "inspect"],
@@ -12,9 +12,10 @@ export const snapshotInspectCommand: CommandDef = {
   usesConfig: true,
   json: true,
   configure: (cmd) =>
-    cmd
-      .argument("<name>", "snapshot name (@name: the global one), a snapshot file, or an https:// URL of one")
-      .option(...AUTHORIZATION_OPTION),
+    withRemoteOptions(cmd).argument(
+      "<name>",
+      "snapshot name (@name: the global one), a snapshot file, or an https:// URL or s3:// path of one",
+    ),
   run: async (ctx, args, options) => {
     if (looksLikeFile(args[0]!, ctx.cwd)) {
       const { readManifestOnly } = await import("../../snapshot-file/verify-file.ts");

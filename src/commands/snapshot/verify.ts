@@ -1,16 +1,17 @@
 import type { CommandDef } from "../../cli/command.ts";
 import { Progress } from "../../cli/progress.ts";
 import { formatBytes } from "../../lib/units.ts";
-import { AUTHORIZATION_OPTION, remoteOptions } from "./shared.ts";
+import { withRemoteOptions, remoteOptions } from "./shared.ts";
 
 export const snapshotVerifyCommand: CommandDef = {
   path: ["snapshot", "verify"],
   summary: "Check every digest in a snapshot file, without an engine",
   json: true,
   configure: (cmd) =>
-    cmd
-      .argument("<file>", "the snapshot file, an https:// URL, or - to read standard input")
-      .option(...AUTHORIZATION_OPTION),
+    withRemoteOptions(cmd).argument(
+      "<file>",
+      "the snapshot file, an https:// URL, an s3:// path, or - to read standard input",
+    ),
   run: async (ctx, args, options) => {
     const progress = new Progress(ctx.io.stderr, `Verifying ${args[0]!}`);
     const { verifyArchiveFile } = await import("../../snapshot-file/verify-file.ts");

@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { availableEngines, docker } from "./helpers/engines.ts";
+import { ensureBusybox } from "./helpers/fixtures.ts";
+import { startCutProxy, type CutProxy } from "./helpers/cut-proxy.ts";
+import { startS3Server, type S3Server } from "./helpers/s3-server.ts";
+import { cleanupRun, exportedSnapshot, runVm, uniqueName } from "./helpers/vm.ts";
+
+/**
+ * Snapshot files in object storage: exported on the Docker 20.10 engine, stored in an S3-compatible
+ * server on loopback (fauxqs), read from s3:// paths (directly, or through a proxy that cuts the
+ * connection) into the Docker 26 containerd engine.
+ */
+describe("snapshot files from s3:// paths, resumed where the connection drops", () => {
+  const engines = availableEngines();
+  const maker = engines.find((e) => e.imageStore === "classic") ?? engines[0]!;
+  const user = engines.find((e) => e.imageStore === "containerd") ?? engines[engines.length - 1]!;
+  const dir = mkdtempSync(join(tmpdir(), "vm-s3-"));
+  const name = uniqueName("s3");
+  const file = join(dir, `${name}.snapshot.tar.gz`);
+  const bucket = "company-vms";
+  const key = `${name}.snapshot.tar.gz`;
+  let bytes: Buffer;
+  let s3: S3Server;
+  let round = 0;
+  const proxies: CutProxy[] = [];
+
+  /** A machine of its own per run: its config home, and the store's address and credentials. */
+  const vmOn = (args: string[], env: Record<string, string> = {}) =>
+    runVm(args, {
+      cwd: dir,
+      engine: user,
+      env: { XDG_CONFIG_HOME: join(dir, `home-${++round}`), ...s3.env, ...env },
+    });
+
+  before(async () => {
+    s3 = await startS3Server();
+    s3.createBucket(bucket);
+    await exportedSnapshot(maker, {
+      dir,
+      home: join(dir, "home-maker"),
+      name,
+      // A layer of its own, large enough that 10 % of the file is many TCP segments.
+      dockerfile: `FROM ${ensureBusybox(maker)}\nRUN echo ${name} > /marker && head -c 3000000 /dev/urandom > /noise\n`,
+      out: file,
+    });
+    bytes = readFileSync(file);
+    await s3.put(bucket, key, bytes);
+  });
+
+  after(async () => {
+    for (const p of proxies) await p.close();
+    await s3?.close();
+    for (const engine of engines) cleanupRun(engine);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function proxy(cuts: number[], flip?: { offset: number }): Promise<CutProxy> {
+    const started = await startCutProxy({
+      target: s3.endpoint,
+      cuts,
+      ...(flip ? { flip: { afterCut: 1, offset: flip.offset, in: "body" as const } } : {}),
+    });
+    proxies.push(started);
+    return started;
+  }
+
+  it("imports from s3:// through cuts at 10 %, 50 % and 90 %, reading the file about once, and an environment from it runs", async () => {
+    const size = bytes.length;
+    const cutting = await proxy([Math.floor(size * 0.1), Math.floor(size * 0.4), Math.floor(size * 0.4)]);
+    const snapshot = `${name}-cut`;
+    const res = await vmOn(["snapshot", "import", `s3://${bucket}/${key}`, "--name", snapshot], {
+      AWS_ENDPOINT_URL_S3: cutting.url,
+    });
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(cutting.cutsDone, 3);
+    assert.equal((res.stderr.match(/resumed there/g) ?? []).length, 3, res.stderr);
+    assert.ok(
+      cutting.bytesFromServer < size * 1.2,
+      `${cutting.bytesFromServer} bytes for a ${size}-byte file`,
+    );
+    // The design document's next step: a project whose box is the snapshot.
+    const home = join(dir, `home-${round}`);
+    const projectDir = mkdtempSync(join(dir, "project-"));
+    writeFileSync(join(projectDir, "vm.yaml"), `vm.box: "@${snapshot}"\n`);
+    const env = { XDG_CONFIG_HOME: home };
+    const created = await runVm(["create"], { cwd: projectDir, engine: user, env });
+    assert.equal(created.code, 0, created.stderr);
+    const marker = await runVm(["exec", "--", "cat", "/marker"], { cwd: projectDir, engine: user, env });
+    assert.equal(marker.code, 0, marker.stderr);
+    assert.equal(marker.stdout.trim(), name);
+    const destroyed = await runVm(["destroy", "--force"], { cwd: projectDir, engine: user, env });
+    assert.equal(destroyed.code, 0, destroyed.stderr);
+    assert.equal(docker(user, ["run", "--rm", `vm-snapshot/global:${snapshot}`, "cat", "/marker"]), name);
+  });
+
+  it("verify and inspect read an s3:// path, with --endpoint instead of the environment", async () => {
+    const verified = await vmOn(["snapshot", "verify", `s3://${bucket}/${key}`, "--endpoint", s3.endpoint], {
+      AWS_ENDPOINT_URL_S3: "",
+    });
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.match(verified.stdout, new RegExp(`s3://${bucket}/${key} is intact`));
+    const inspected = await vmOn(["snapshot", "inspect", `s3://${bucket}/${key}`]);
+    assert.equal(inspected.code, 0, inspected.stderr);
+    assert.match(inspected.stdout, new RegExp(`Snapshot file: ${name}`));
+  });
+
+  it("a byte flipped after a cut is caught, and nothing is registered", async () => {
+    const size = bytes.length;
+    const cut = Math.floor(size * 0.5);
+    const flipping = await proxy([cut], { offset: Math.floor((size - cut) / 2) });
+    const res = await vmOn(["snapshot", "import", `s3://${bucket}/${key}`, "--name", `${name}-flip`], {
+      AWS_ENDPOINT_URL_S3: flipping.url,
+    });
+    assert.ok(flipping.flipped, "the proxy flipped a byte");
+    assert.equal(res.code, 7, res.stderr);
+    const listed = await runVm(["snapshot", "list", "--json"], {
+      cwd: dir,
+      engine: user,
+      env: { XDG_CONFIG_HOME: join(dir, `home-${round}`) },
+    });
+    assert.deepEqual(JSON.parse(listed.stdout), []);
+  });
+
+  it("an object replaced while it downloads fails clearly (If-Match)", async () => {
+    const replacedKey = `${name}-replaced.snapshot.tar.gz`;
+    await s3.put(bucket, replacedKey, bytes);
+    const cutting = await proxy([Math.floor(bytes.length * 0.3)]);
+    const importing = vmOn(["snapshot", "import", `s3://${bucket}/${replacedKey}`], {
+      AWS_ENDPOINT_URL_S3: cutting.url,
+    });
+    // The first connection is cut; before vm resumes (it waits half a second), the object changes.
+    while (cutting.cutsDone < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    await s3.put(bucket, replacedKey, Buffer.concat([bytes, Buffer.from("changed")]));
+    const res = await importing;
+    assert.equal(res.code, 7, res.stderr);
+    assert.match(res.stderr, /changed while it was (downloaded|read)/);
+  });
+
+  it("a missing key, a missing bucket, no credentials and an unreachable store say what to do", async () => {
+    const missing = await vmOn(["snapshot", "import", `s3://${bucket}/nope.tar.gz`]);
+    assert.equal(missing.code, 4, missing.stderr);
+    assert.match(missing.stderr, /s3:\/\/company-vms\/nope\.tar\.gz does not exist/);
+    const noBucket = await vmOn(["snapshot", "import", `s3://no-such-bucket/${key}`]);
+    assert.equal(noBucket.code, 4, noBucket.stderr);
+    assert.match(noBucket.stderr, /The bucket no-such-bucket does not exist/);
+    const noCredentials = await vmOn(["snapshot", "verify", `s3://${bucket}/${key}`], {
+      AWS_ACCESS_KEY_ID: "",
+      AWS_SECRET_ACCESS_KEY: "",
+      HOME: dir,
+      AWS_CONFIG_FILE: join(dir, "none"),
+      AWS_SHARED_CREDENTIALS_FILE: join(dir, "none"),
+    });
+    assert.equal(noCredentials.code, 1, noCredentials.stderr);
+    assert.match(noCredentials.stderr, /No AWS credentials were found/);
+    assert.match(noCredentials.stderr, /aws configure/);
+    const unreachable = await vmOn(["snapshot", "verify", `s3://${bucket}/${key}`], {
+      AWS_ENDPOINT_URL_S3: "http://127.0.0.1:9",
+    });
+    assert.equal(unreachable.code, 1, unreachable.stderr);
+    assert.match(unreachable.stderr, /Cannot reach http:\/\/127\.0\.0\.1:9/);
+  });
+});
