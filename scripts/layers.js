@@ -44,6 +44,7 @@ export const layers = {
     "snapshot",
     "snapshot-file",
     "secret-scan",
+    "remote",
     "version",
   ],
   "snapshot/registry": [

@@ -237,20 +237,20 @@ describe("engines, streams and files", () => {
     assert.match(failed.stderr, /^Error: /);
   });
 
-  it("--output s3://... is refused naming the scheme, and writes nothing", async () => {
+  it("--output gs://... (a scheme vm does not write) is refused naming the scheme, and writes nothing", async () => {
     const res = await vm([
       "snapshot",
       "export",
       `@${base}`,
       "--output",
-      "s3://company-vms/x.snapshot.tar.gz",
+      "gs://company-vms/x.snapshot.tar.gz",
     ]);
     assert.equal(res.code, 2);
     assert.match(
       res.stderr,
-      /^Error: --output s3:\/\/company-vms\/x\.snapshot\.tar\.gz: vm cannot write to s3:\/\/ locations yet\nHint: Export to a local file and copy it/,
+      /^Error: --output gs:\/\/company-vms\/x\.snapshot\.tar\.gz: vm cannot write to gs:\/\/ locations yet\nHint: Export to a local file and copy it/,
     );
-    assert.equal(existsSync(join(dir, "s3:")), false);
+    assert.equal(existsSync(join(dir, "gs:")), false);
     // s3:// and https:// are read; a scheme vm does not speak is refused by name.
     const imported = await vm(["snapshot", "import", "gs://company-vms/x.snapshot.tar.gz"]);
     assert.equal(imported.code, 2);

@@ -7,7 +7,8 @@ import { availableEngines, docker } from "./helpers/engines.ts";
 import { ensureBusybox } from "./helpers/fixtures.ts";
 import { startCutProxy, type CutProxy } from "./helpers/cut-proxy.ts";
 import { startS3Server, type S3Server } from "./helpers/s3-server.ts";
-import { cleanupRun, exportedSnapshot, runVm, uniqueName } from "./helpers/vm.ts";
+import { spawn } from "node:child_process";
+import { VM_BIN, cleanupRun, exportedSnapshot, runVm, uniqueName, vmEnv } from "./helpers/vm.ts";
 
 /**
  * Snapshot files in object storage: exported on the Docker 20.10 engine, stored in an S3-compatible
@@ -162,5 +163,73 @@ describe("snapshot files from s3:// paths, resumed where the connection drops", 
     });
     assert.equal(unreachable.code, 1, unreachable.stderr);
     assert.match(unreachable.stderr, /Cannot reach http:\/\/127\.0\.0\.1:9/);
+  });
+  it("exports to s3:// from the 20.10 engine in parts uploaded while it is written, and the containerd engine imports it", async () => {
+    const big = `${name}-big`;
+    const makerHome = join(dir, "home-maker");
+    await exportedSnapshot(maker, {
+      dir,
+      home: makerHome,
+      name: big,
+      // Incompressible, so the file spans several 8 MiB parts and the image entry's header waits in the first.
+      dockerfile: `FROM ${ensureBusybox(maker)}\nRUN echo ${big} > /marker && head -c 30000000 /dev/urandom > /noise\n`,
+      out: join(dir, `${big}.snapshot.tar.gz`),
+    });
+    const target = `s3://${bucket}/vibe-2024-10.snapshot.tar.gz`;
+    const exported = await runVm(["snapshot", "export", `@${big}`, "--output", target], {
+      cwd: dir,
+      engine: maker,
+      env: { XDG_CONFIG_HOME: makerHome, ...s3.env },
+    });
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.match(exported.stdout, new RegExp(`Exported ${big} to ${target}`));
+    assert.match(exported.stdout, new RegExp(`vm snapshot import ${target}`));
+    const stored = await s3.head(bucket, "vibe-2024-10.snapshot.tar.gz");
+    assert.ok(stored, "the object exists");
+    assert.ok(stored.size > 30_000_000, `${stored.size} bytes stored`);
+    const parts = Number(/-(\d+)"$/.exec(stored.etag)?.[1]);
+    assert.ok(parts >= 3, `a multipart upload of several parts (ETag ${stored.etag})`);
+    const imported = await vmOn(["snapshot", "import", target]);
+    assert.equal(imported.code, 0, imported.stderr);
+    assert.equal(docker(user, ["run", "--rm", `vm-snapshot/global:${big}`, "cat", "/marker"]), big);
+  });
+
+  it("Ctrl-C during an export to s3:// leaves no object under the key, and a missing bucket is said", async () => {
+    const key2 = `${name}-interrupted.snapshot.tar.gz`;
+    const point = "export-before-commit";
+    const child = spawn(VM_BIN, ["snapshot", "export", `@${name}`, "--output", `s3://${bucket}/${key2}`], {
+      cwd: dir,
+      env: vmEnv(maker, { VM_TEST_PAUSE: point, XDG_CONFIG_HOME: join(dir, "home-maker"), ...s3.env }),
+    });
+    let stderr = "";
+    let reached = false;
+    child.stdout.resume();
+    child.stderr.setEncoding("utf8").on("data", (text: string) => {
+      stderr += text;
+      if (!reached && stderr.includes(`vm-test: paused at ${point}`)) {
+        reached = true;
+        child.kill("SIGINT");
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    assert.ok(reached, stderr);
+    assert.equal(code, 130, stderr);
+    assert.equal(await s3.head(bucket, key2), undefined, "nothing appears under the key");
+    const path = `/${bucket}/${key2}`;
+    const started = s3.requests.filter((r) => r.method === "POST" && r.url.startsWith(`${path}?uploads`));
+    assert.equal(started.length, 1, "one multipart upload was started");
+    const aborted = s3.requests.filter((r) => r.method === "DELETE" && r.url.startsWith(`${path}?uploadId=`));
+    assert.equal(aborted.length, 1, "and aborted, so the store drops its parts");
+    assert.equal(aborted[0]!.status, 204);
+    const noBucket = await runVm(
+      ["snapshot", "export", `@${name}`, "--output", `s3://no-such-bucket/${key2}`],
+      {
+        cwd: dir,
+        engine: maker,
+        env: { XDG_CONFIG_HOME: join(dir, "home-maker"), ...s3.env },
+      },
+    );
+    assert.equal(noBucket.code, 4, noBucket.stderr);
+    assert.match(noBucket.stderr, /The bucket no-such-bucket does not exist/);
   });
 });

@@ -11,6 +11,8 @@ export interface Sink {
   readonly seekable: boolean;
   write(data: Buffer): Promise<void>;
   writeAt(data: Buffer, position: number): Promise<void>;
+  /** Says that `length` bytes at `position`, written now, will be written again with writeAt. */
+  hold?(position: number, length: number): void;
 }
 
 /**

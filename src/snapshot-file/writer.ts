@@ -59,7 +59,9 @@ export class ArchiveWriter {
     if (!this.sink.seekable) return this.addSpooled(path, source, onBytes);
     await this.compressor.flush();
     const headerAt = this.sink.position;
-    await this.sink.write(Buffer.alloc(storedBlockSize(this.compression, BLOCK)));
+    const headerSize = storedBlockSize(this.compression, BLOCK);
+    this.sink.hold?.(headerAt, headerSize);
+    await this.sink.write(Buffer.alloc(headerSize));
     const { size, sha256: digest } = await passThrough(source, onBytes, (chunk) =>
       this.compressor.push(chunk),
     );

@@ -2,8 +2,19 @@
 // started in the test's own process on a free port, its objects kept in memory.
 import { S3Client, PutObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
 import { startFauxqs } from "fauxqs";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
+
+/** One request the store answered: what the S3 API call was, as sent on the wire. */
+export interface S3Request {
+  method: string;
+  url: string;
+  status: number;
+}
 
 export interface S3Server {
+  /** Every request that came through the endpoint, in order (AbortMultipartUpload: DELETE ...?uploadId=). */
+  requests: S3Request[];
   /** http://127.0.0.1:PORT, what --endpoint and AWS_ENDPOINT_URL_S3 take. */
   endpoint: string;
   /** The environment vm needs to reach it: endpoint, a region and (any) static credentials. */
@@ -17,7 +28,22 @@ export interface S3Server {
 
 export async function startS3Server(): Promise<S3Server> {
   const server = await startFauxqs({ port: 0, host: "127.0.0.1", logger: false });
-  const endpoint = `http://127.0.0.1:${server.port}`;
+  // A recording front: fauxqs cannot list multipart uploads, so the tests see the calls themselves.
+  const requests: S3Request[] = [];
+  const front = createServer((req, res) => {
+    const upstream = request(
+      { host: "127.0.0.1", port: server.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        requests.push({ method: req.method ?? "", url: req.url ?? "", status: answer.statusCode ?? 0 });
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on("error", () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => front.listen(0, "127.0.0.1", resolve));
+  const endpoint = `http://127.0.0.1:${(front.address() as AddressInfo).port}`;
   const env = {
     AWS_ENDPOINT_URL_S3: endpoint,
     AWS_REGION: "us-east-1",
@@ -34,6 +60,7 @@ export async function startS3Server(): Promise<S3Server> {
     responseChecksumValidation: "WHEN_REQUIRED",
   });
   return {
+    requests,
     endpoint,
     env,
     createBucket: (name) => void server.createBucket(name),
@@ -49,6 +76,8 @@ export async function startS3Server(): Promise<S3Server> {
     },
     close: async () => {
       client.destroy();
+      front.closeAllConnections();
+      await new Promise((resolve) => front.close(resolve));
       await server.stop();
     },
   };

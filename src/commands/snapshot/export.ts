@@ -17,8 +17,10 @@ export const snapshotExportCommand: CommandDef = {
       .argument("<name>", "snapshot name (@name: the global one)")
       .option(
         "-o, --output <file>",
-        "where to write it; - for standard output (default ./<name>.snapshot.tar.gz)",
+        "where to write it: a path, s3://bucket/key, or - for standard output (default ./<name>.snapshot.tar.gz)",
       )
+      .option("--endpoint <url>", "for s3:// outputs: an S3-compatible store's URL (or AWS_ENDPOINT_URL_S3)")
+      .option("--path-style", "for s3:// outputs: the bucket in the URL's path, not its host name")
       .option("--compression <kind>", "gzip, zstd or none (default: from --output's extension, else gzip)")
       .option("--compress <level>", "compression level: 1-9 for gzip (default 6), 1-19 for zstd (default 3)")
       .option(
@@ -49,6 +51,10 @@ export const snapshotExportCommand: CommandDef = {
       name: args[0]!,
       project,
       output,
+      s3: {
+        endpoint: typeof options.endpoint === "string" ? options.endpoint : undefined,
+        pathStyle: options.pathStyle === true,
+      },
       stdout: ctx.io.stdout,
       cwd: ctx.cwd,
       compression,
@@ -73,7 +79,7 @@ export const snapshotExportCommand: CommandDef = {
     const summary =
       `Exported ${result.name} to ${result.target === "-" ? "standard output" : result.target}: ` +
       `${formatBytes(result.bytesWritten)} (image ${formatBytes(result.imageBytes)}, ${compression}) in ${formatDuration(Date.now() - started)}\n` +
-      `  import it on another machine: vm snapshot import ${result.target === "-" ? "-" : result.target.split("/").pop()}\n` +
+      `  import it on another machine: vm snapshot import ${result.target === "-" ? "-" : /^s3:\/\//i.test(result.target) ? result.target : result.target.split("/").pop()}\n` +
       `  then use it in vm.yaml:       vm.box: "@${result.name}"\n`;
     if (result.target === "-") {
       ctx.io.stderr.write(summary);
@@ -84,14 +90,14 @@ export const snapshotExportCommand: CommandDef = {
 };
 
 /**
- * A target that looks like a URL (s3://bucket/key, https://...) is not a path: written as one, it would
- * become a folder named "s3:" in the current directory. Until vm can write to object storage, say so.
+ * A target that looks like a URL (https://..., gs://...) is not a path: written as one, it would become a
+ * folder named "https:" in the current directory. s3:// is written to; any other scheme is refused.
  */
 export function refuseUrl(target: string, flag: string): void {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(target)?.[1];
-  if (!scheme) return;
+  if (!scheme || /^s3$/i.test(scheme)) return;
   throw new VmError("URL_NOT_SUPPORTED", `${flag} ${target}: vm cannot write to ${scheme}:// locations yet`, {
-    hint: `Export to a local file and copy it with the tool for that storage, e.g.: vm snapshot export NAME --output ./NAME.snapshot.tar.gz && aws s3 cp ./NAME.snapshot.tar.gz ${target}`,
+    hint: `Export to a local file and copy it with the tool for that storage, or write it to S3 (--output s3://bucket/key)`,
   });
 }
 

@@ -3,6 +3,8 @@ import { dirname, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { extensionFor, type Compression } from "../../lib/codec.ts";
 import { ensureRoom, FileSink, StreamSink } from "../../lib/sink.ts";
+import { isS3Url, parseS3Url } from "../../remote/s3.ts";
+import type { S3Sink } from "../../remote/s3-sink.ts";
 import { formatBytes } from "../../lib/units.ts";
 import { ArchiveWriter } from "../../snapshot-file/writer.ts";
 import type { Services } from "../../env/services.ts";
@@ -23,8 +25,10 @@ import { projectVolumes, readVolume } from "../../store/volumes.ts";
 export interface ExportOptions {
   name: string;
   project: string | undefined;
-  /** A path, or "-" for the given stream. */
+  /** A path, "-" for the given stream, or an s3:// path (streamed into a multipart upload). */
   output: string | undefined;
+  /** For an s3:// output: the store's endpoint and addressing (--endpoint, --path-style). */
+  s3?: { endpoint?: string | undefined; pathStyle?: boolean | undefined };
   stdout: Writable;
   cwd: string;
   compression: Compression;
@@ -79,9 +83,11 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
   }
   const info = await engine.info();
   const toStdout = options.output === "-";
-  const target = toStdout
-    ? "-"
-    : resolve(options.cwd, options.output ?? `${ref.name}${extensionFor(options.compression)}`);
+  const toS3 = options.output !== undefined && isS3Url(options.output);
+  const target =
+    toStdout || toS3
+      ? options.output!
+      : resolve(options.cwd, options.output ?? `${ref.name}${extensionFor(options.compression)}`);
 
   const volumeProject = options.project ?? metadata.project ?? undefined;
   if (options.includeVolumes && !volumeProject) {
@@ -105,19 +111,21 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
   });
   const manifestBytes = Buffer.from(JSON.stringify(manifest, null, 2) + "\n");
 
-  if (!toStdout) {
+  if (!toStdout && !toS3) {
     await mkdir(dirname(target), { recursive: true });
     // Images compress 2-4x in practice; a tenth of the image is a floor no real one goes under.
     const floor = options.compression === "none" ? metadata.size_bytes : Math.floor(metadata.size_bytes / 10);
     await ensureRoom(target, floor, `a ${formatBytes(metadata.size_bytes)} image (${options.compression})`);
   }
-  // One transaction (lib/transaction.ts): the temporary file goes on any failure or interruption; the
-  // rename over the target is its commit.
+  // One transaction (lib/transaction.ts): the temporary file (or the multipart upload) goes on any failure
+  // or interruption; the rename over the target (completing the upload) is its commit.
   return transaction(async (tx) => {
     const sink = toStdout
       ? new StreamSink(options.stdout)
-      : await FileSink.create(target, metadata.size_bytes);
-    if (sink instanceof FileSink) tx.undo(() => sink.abort());
+      : toS3
+        ? await openS3Sink(target, options.s3 ?? {}, services.env, metadata.size_bytes)
+        : await FileSink.create(target, metadata.size_bytes);
+    if (!(sink instanceof StreamSink)) tx.undo(() => sink.abort());
     options.onStart({ total: metadata.size_bytes, target });
     const writer = new ArchiveWriter({
       sink,
@@ -150,7 +158,7 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
     if (secrets.length > 0 && options.failOnSecrets) throw secretsFound(secrets);
     await writeTrailer(writer, manifestBytes, signer);
     await pausePoint(services.env, "export-before-commit");
-    if (sink instanceof FileSink)
+    if (!(sink instanceof StreamSink))
       await tx.commit(async () => {
         await pausePoint(services.env, "export-committing");
         await sink.commit();
@@ -165,6 +173,17 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
       manifest,
     };
   });
+}
+
+/** The S3 upload an s3:// export streams into; the SDK loads only now. */
+async function openS3Sink(
+  target: string,
+  s3: NonNullable<ExportOptions["s3"]>,
+  env: NodeJS.ProcessEnv,
+  expectedBytes: number,
+): Promise<S3Sink> {
+  const { S3Sink } = await import("../../remote/s3-sink.ts");
+  return S3Sink.create(parseS3Url(target), { ...s3, env }, expectedBytes);
 }
 
 function secretsFound(findings: SecretFinding[]): VmError {
