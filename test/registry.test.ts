@@ -112,7 +112,8 @@ describe("snapshots through an OCI registry (push, pull, vm.box: @registry/repo:
       subject: { digest: string };
       layers: { digest: string; annotations: Record<string, string> }[];
     };
-    return { subject, digest: descriptor.digest, document };
+    const image = JSON.parse(top.body.toString("utf8")) as { annotations?: Record<string, string> };
+    return { subject, digest: descriptor.digest, document, imageAnnotations: image.annotations ?? {} };
   }
 
   before(() => {
@@ -139,6 +140,9 @@ describe("snapshots through an OCI registry (push, pull, vm.box: @registry/repo:
     assert.equal(result.metadataPresent, false);
     const artifact = await artifactOf(ref.slice(plain.host.length + 1, ref.lastIndexOf(":")), "1");
     assert.equal(artifact.subject, result.digest);
+    // The tag's manifest carries the standard annotations (the engine's push has none).
+    assert.equal(artifact.imageAnnotations["dev.vm.snapshot.name"], name);
+    assert.match(artifact.imageAnnotations["org.opencontainers.image.created"] ?? "", /^\d{4}-\d\d-\d\dT/);
     assert.equal(artifact.document.subject.digest, result.digest);
     assert.deepEqual(
       artifact.document.layers.map((l) => l.annotations["org.opencontainers.image.title"]),
@@ -187,8 +191,10 @@ describe("snapshots through an OCI registry (push, pull, vm.box: @registry/repo:
     ok(await runVm(["destroy", "--force"], { cwd: project, engine: containerd, env }), "destroy");
 
     // And back: pushed from the containerd store, pulled into the classic one.
-    const back = `${plain.host}/${uniqueRepo("back")}:2`;
+    const backRepo = uniqueRepo("back");
+    const back = `${plain.host}/${backRepo}:2`;
     ok(await vm(containerd, "b", ["snapshot", "push", `@${name}`, back]), "push back");
+    assert.equal((await artifactOf(backRepo, "2")).imageAnnotations["dev.vm.snapshot.name"], name);
     const again = await vm(classic, "c", ["snapshot", "pull", back, "--name", `${name}-back`]);
     ok(again, "pull back");
     const image = docker(classic, ["image", "inspect", "-f", "{{.Id}}", `vm-snapshot/global:${name}-back`]);

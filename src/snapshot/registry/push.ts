@@ -8,7 +8,7 @@ import { loadSigner } from "../../snapshot-file/signing.ts";
 import { findSnapshotImage } from "../../store/resolve.ts";
 import { VERSION } from "../../version.ts";
 import { buildArtifact } from "./artifact.ts";
-import { imageManifestFor, publishReferrer, vmReferrers } from "./referrers.ts";
+import { annotateImage, imageManifestFor, publishReferrer, vmReferrers } from "./referrers.ts";
 import { LayerTracker, type LayerTally } from "./layers.ts";
 import type { LayerProgress } from "../../engine/engine.ts";
 import { pausePoint } from "../../lib/faults.ts";
@@ -85,8 +85,17 @@ export async function pushSnapshot(services: Services, options: PushOptions): Pr
         }),
     );
     await pausePoint(services.env, "push-before-metadata");
-    // The manifest the engine pushed, read back by digest (so checked): it must be this snapshot's image.
-    const subject = await imageManifestFor(client, pushed.digest, metadata.image_id, metadata.platform);
+    const annotations = {
+      "org.opencontainers.image.created": metadata.created_at,
+      "org.opencontainers.image.description": metadata.description,
+      ...(metadata.git ? { "org.opencontainers.image.revision": metadata.git.commit } : {}),
+      "dev.vm.snapshot.name": ref.name,
+    };
+    // The manifest the engine pushed, read back by digest (so checked): it must be this snapshot's image;
+    // then the tag gets it with the standard annotations.
+    await imageManifestFor(client, pushed.digest, metadata.image_id, metadata.platform);
+    const digest = await annotateImage(client, target.tag ?? "latest", pushed.digest, annotations);
+    const subject = await imageManifestFor(client, digest, metadata.image_id, metadata.platform);
     const info = await engine.info();
     const artifact = buildArtifact({
       name: ref.name,
@@ -95,20 +104,15 @@ export async function pushSnapshot(services: Services, options: PushOptions): Pr
       layers: subject.diffIds,
       engine: { version: info.serverVersion, image_store: info.imageStore },
       signer,
-      annotations: {
-        "org.opencontainers.image.created": metadata.created_at,
-        "org.opencontainers.image.description": metadata.description,
-        "dev.vm.snapshot.name": ref.name,
-        "dev.vm.version": VERSION,
-      },
+      annotations: { ...annotations, "dev.vm.version": VERSION },
     });
-    const existing = await vmReferrers(client, pushed.digest);
+    const existing = await vmReferrers(client, digest);
     const present = existing.descriptors.some((d) => d.digest === artifact.digest);
-    const via = present ? existing.via : await publishReferrer(client, pushed.digest, artifact);
+    const via = present ? existing.via : await publishReferrer(client, digest, artifact);
     return {
       name: ref.name,
       ref: formatRef({ ...target, digest: undefined }),
-      digest: pushed.digest,
+      digest,
       metadataDigest: artifact.digest,
       layers: tracker.tally(subject.diffIds.length),
       metadataPresent: present,

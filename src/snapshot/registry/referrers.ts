@@ -158,3 +158,28 @@ export async function publishReferrer(
   await client.putManifest(tag, MediaType.ociIndex, Buffer.from(JSON.stringify(index)));
   return "tag";
 }
+
+/**
+ * The engine pushes its own manifest, without annotations. vm puts the same document again under the tag
+ * with the standard ones added (the config and layers unchanged, so `docker pull` gets the same image and
+ * the config digest stays the snapshot's): returns the digest the tag now points at. An already annotated
+ * manifest (an unchanged snapshot pushed again) is put back as it was, byte for byte.
+ */
+export async function annotateImage(
+  client: RegistryClient,
+  tag: string,
+  digest: string,
+  annotations: Record<string, string>,
+): Promise<string> {
+  const pushed = await client.manifest(digest);
+  if (!pushed)
+    throw new VmError(
+      "REGISTRY_NOT_FOUND",
+      `${client.registry}/${client.repository}@${digest} vanished after the push`,
+    );
+  const document = JSON.parse(pushed.bytes.toString("utf8")) as { annotations?: Record<string, string> };
+  const merged = { ...document.annotations, ...annotations };
+  const bytes = Buffer.from(JSON.stringify({ ...document, annotations: merged }));
+  const put = await client.putManifest(tag, pushed.mediaType, bytes);
+  return put.digest;
+}
