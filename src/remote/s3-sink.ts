@@ -7,12 +7,13 @@ import { loadSdk, s3Client, s3Error, showS3, type S3Location, type S3Options } f
 const MAX_PARTS = 10_000;
 const MIN_PART = 8 * 1024 * 1024;
 /** Parts uploaded at once: enough to keep a link busy, few enough that memory stays flat. */
-const IN_FLIGHT = 4;
+const IN_FLIGHT = 3;
 
 interface Part {
   number: number;
   start: number;
-  chunks: Buffer[];
+  /** The part's bytes, filled up to `length` (allocated whole: one copy of each byte, no joining). */
+  data: Buffer;
   length: number;
 }
 
@@ -50,7 +51,7 @@ export class S3Sink implements Sink {
     this.client = client;
     this.uploadId = uploadId;
     this.basePart = basePart;
-    this.current = { number: 1, start: 0, chunks: [], length: 0 };
+    this.current = this.newPart(1, 0);
   }
 
   /** Starts the multipart upload; `expectedBytes` (an upper bound, if known) sizes the parts. */
@@ -82,6 +83,10 @@ export class S3Sink implements Sink {
     return this.basePart * (number > 5000 ? 4 : number > 2500 ? 2 : 1);
   }
 
+  private newPart(number: number, start: number): Part {
+    return { number, start, data: Buffer.allocUnsafe(this.partSize(number)), length: 0 };
+  }
+
   hold(position: number, length: number): void {
     this.holds.push({ start: position, end: position + length });
   }
@@ -92,8 +97,8 @@ export class S3Sink implements Sink {
     while (rest.length > 0) {
       const room = this.partSize(this.current.number) - this.current.length;
       const piece = rest.length > room ? rest.subarray(0, room) : rest;
-      // The writer reuses its buffers: keep a copy.
-      this.current.chunks.push(Buffer.from(piece));
+      // The writer reuses its buffers: the bytes are copied into the part.
+      piece.copy(this.current.data, this.current.length);
       this.current.length += piece.length;
       this.position += piece.length;
       rest = rest.subarray(piece.length);
@@ -112,10 +117,8 @@ export class S3Sink implements Sink {
           `S3Sink: byte ${at} is in a part already uploaded (a region written later needs hold())`,
         );
       const offset = at - part.start;
-      const flat = Buffer.concat(part.chunks);
-      const n = Math.min(data.length - i, flat.length - offset);
-      data.copy(flat, offset, i, i + n);
-      part.chunks = [flat];
+      const n = Math.min(data.length - i, part.length - offset);
+      data.copy(part.data, offset, i, i + n);
       i += n;
     }
     this.holds = this.holds.filter((h) => !(h.start >= position && h.end <= position + data.length));
@@ -132,7 +135,7 @@ export class S3Sink implements Sink {
 
   private async seal(): Promise<void> {
     const part = this.current;
-    this.current = { number: part.number + 1, start: part.start + part.length, chunks: [], length: 0 };
+    this.current = this.newPart(part.number + 1, part.start + part.length);
     if (part.number >= MAX_PARTS)
       throw new VmError(
         "OUTPUT_UNWRITABLE",
@@ -150,8 +153,7 @@ export class S3Sink implements Sink {
     while (this.inFlight.size >= IN_FLIGHT) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
     const { UploadPartCommand } = await loadSdk();
-    const body = Buffer.concat(part.chunks);
-    part.chunks = [];
+    const body = part.data.subarray(0, part.length);
     const sending = this.client
       .send(
         new UploadPartCommand({
@@ -181,7 +183,7 @@ export class S3Sink implements Sink {
     if (this.holds.length > 0) throw new Error("S3Sink: a held region was never filled in");
     if (this.current.length > 0 || this.current.number === 1) {
       const last = this.current;
-      this.current = { number: last.number + 1, start: last.start + last.length, chunks: [], length: 0 };
+      this.current = this.newPart(last.number + 1, last.start + last.length);
       await this.upload(last);
     }
     await Promise.all(this.inFlight);
