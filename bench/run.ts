@@ -7,6 +7,7 @@ import { ensureImages, ensureLarge } from "./images.ts";
 import { join, resolve } from "node:path";
 import { alternate, fmt, run, timed, type Stats } from "./lib.ts";
 import { benchRegistry } from "./registry.ts";
+import { benchS3 } from "./s3.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const VM = join(REPO, "bin/vm");
@@ -421,11 +422,29 @@ function benchRegistryRows(): void {
   registryFacts = r.facts;
 }
 
+// A full export or import of the 1 GB image, each way: three rounds unless told otherwise.
+const S3_ROUNDS = Number(process.env.BENCH_S3_ROUNDS ?? process.env.BENCH_ROUNDS ?? 3);
+let s3Facts: Record<string, unknown> | undefined;
+
+function benchS3Rows(): void {
+  const r = benchS3({
+    vm: VM,
+    env,
+    label: LABEL,
+    rounds: S3_ROUNDS,
+    log: (s) => process.stderr.write(s),
+  });
+  rows.push(...r.rows);
+  memory.push(...r.memory);
+  s3Facts = r.facts;
+}
+
 const suites: Record<string, () => void> = {
   startup: benchStartup,
   create: benchCreate,
   transfers: benchTransfers,
   registry: benchRegistryRows,
+  s3: benchS3Rows,
 };
 const only = process.argv.slice(2);
 // Measure the bundle users run, not the sources a stale bundle would fall back to.
@@ -500,6 +519,7 @@ writeFileSync(
       sizes,
       scans,
       ...(registryFacts ? { registry: registryFacts } : {}),
+      ...(s3Facts ? { s3: s3Facts } : {}),
     },
     null,
     2,
