@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { availableEngines, type TestEngine } from "./helpers/engines.ts";
 import { ensureBusybox } from "./helpers/fixtures.ts";
+import { startS3Server } from "./helpers/s3-server.ts";
 import { cleanupRun, REPO, RUN_ID, TEST_LABEL, VM_BIN } from "./helpers/vm.ts";
 
 /**
@@ -21,7 +22,8 @@ import { cleanupRun, REPO, RUN_ID, TEST_LABEL, VM_BIN } from "./helpers/vm.ts";
  * (docs/design/snapshot-export-import-proposal.md): each shell block is cut out of it and run by bash as
  * written. What is substituted: the image content (Dockerfile.vibe is a tiny busybox image with a marker
  * instead of Node, Python, Rust and AI CLIs, which a registry-less machine cannot install in a test), and
- * paths (`s3://company-vms/` is a folder, `aws s3 cp` is `cp`: vm does not write to object storage yet).
+ * `aws s3 cp`, played by test/fixtures/aws (the AWS SDK; Debian's awscli predates AWS_ENDPOINT_URL): the
+ * team workflow's `s3://company-vms/` is a bucket of an S3 server on loopback (fauxqs).
  * Machine A is the Docker 20.10 engine (classic store), machine B the Docker 26 one (containerd store),
  * each with its own HOME, so `~/Desktop`, `~/Downloads` and the config home are the machine's own.
  */
@@ -33,6 +35,9 @@ const root = mkdtempSync(join(tmpdir(), "vm-design-"));
 const bin = join(root, "bin");
 mkdirSync(bin);
 symlinkSync(VM_BIN, join(bin, "vm"));
+symlinkSync(join(REPO, "test/fixtures/aws"), join(bin, "aws"));
+/** Where the team workflow's bucket is: set once the S3 server runs. */
+let s3Env: Record<string, string> = {};
 
 /** The first ```bash block after `heading`, as the document writes it. */
 function block(heading: string): string {
@@ -68,6 +73,7 @@ function run(
         HOME: m.home,
         DOCKER_HOST: m.engine.host,
         VM_LABELS: `${TEST_LABEL}=${RUN_ID}`,
+        ...s3Env,
       },
     });
     let stdout = "";
@@ -136,10 +142,11 @@ describe("the design document, typed as written", () => {
     const devops = machine("devops", engineA);
     const dev = machine("developer", engineB);
     const marker = `team-${RUN_ID}`;
-    const workflow = block("## Example: Team Workflow")
-      // Paths, not commands: vm cannot write to object storage yet, so the bucket is a folder.
-      .replaceAll("s3://company-vms/", "$HOME/../s3/company-vms/")
-      .replaceAll("aws s3 cp ", "cp ");
+    const workflow = block("## Example: Team Workflow");
+    const s3 = await startS3Server();
+    s3.createBucket("company-vms");
+    s3Env = s3.env;
+    after(() => s3.close());
     const [devopsPart, developerPart] = workflow.split("# Developers use it");
     assert.ok(devopsPart && developerPart, "the workflow has a DevOps part and a developers' part");
     const vibe = join(devops.home, "devops", "base-images", "vibe");
@@ -150,10 +157,13 @@ describe("the design document, typed as written", () => {
       join(vibe, "vm-base.yaml"),
       "version: 1.2.1\nprovider: docker\nvm:\n  box: ./Dockerfile.vibe\nproject:\n  name: vibe-2024-10-builder\n",
     );
-    mkdirSync(join(root, "s3", "company-vms"), { recursive: true });
     const built = await run(devops, devopsPart, devops.home);
     assert.equal(built.code, 0, `DevOps' steps failed:\n${built.stdout}\n${built.stderr}`);
-    assert.match(built.stdout, /Exported vibe-2024-10 to .*company-vms\/vibe-2024-10\.snapshot\.tar\.gz/);
+    assert.match(
+      built.stdout,
+      /Exported vibe-2024-10 to s3:\/\/company-vms\/vibe-2024-10\.snapshot\.tar\.gz/,
+    );
+    assert.ok(await s3.head("company-vms", "vibe-2024-10.snapshot.tar.gz"), "the file is in the bucket");
 
     // "In any project": one with a vm.yaml whose box is a Dockerfile, and one with no vm.yaml at all.
     const withConfig = join(dev.home, "app");
