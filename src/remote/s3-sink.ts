@@ -5,7 +5,7 @@ import { loadSdk, s3Client, s3Error, showS3, type S3Location, type S3Options } f
 
 /** S3's limits for a multipart upload: 10,000 parts, each but the last at least 5 MiB, at most 5 GiB. */
 const MAX_PARTS = 10_000;
-const MIN_PART = 8 * 1024 * 1024;
+const MIN_PART = 5 * 1024 * 1024;
 /** Parts uploaded at once: enough to keep a link busy, few enough that memory stays flat. */
 const IN_FLIGHT = 3;
 
