@@ -57,6 +57,7 @@ export const snapshotPushCommand: CommandDef = {
         `Pushed ${result.name} to ${result.ref} (${layerSummary(result.layers, "pushed")}) in ${formatDuration(Date.now() - started)}\n` +
         `  digest ${result.digest}; vm's metadata ${result.metadataPresent ? "was already there" : "pushed"} (${result.metadataDigest})` +
         `${result.signedBy ? `, signed by ${result.signedBy}` : ""}\n` +
+        `  ${whereMetadata(result.referrers, result.digest)}\n` +
         `  on another machine: vm snapshot pull ${result.ref}\n` +
         `  or in vm.yaml:      vm.box: "@${result.ref}"\n`,
     };
@@ -100,7 +101,15 @@ async function pushFile(ctx: CommandContext, file: string, target: string): Prom
       `Pushed ${file} to ${result.ref} (verified first; ${layerSummary(result.layers, "uploaded")}) in ${formatDuration(Date.now() - started)}\n` +
       `  digest ${result.digest}; vm's metadata ${result.metadataPresent ? "was already there" : "pushed"} (${result.metadataDigest})` +
       `${result.signedBy ? `, signed by ${result.signedBy}` : ", unsigned"}\n` +
+      `  ${whereMetadata(result.referrers, result.digest)}\n` +
       `  on another machine: vm snapshot pull ${result.ref}\n` +
       `  or in vm.yaml:      vm.box: "@${result.ref}"\n`,
   };
+}
+
+/** How a pull finds the metadata, said plainly: the referrers API, or the tag scheme where there is none. */
+function whereMetadata(via: "api" | "tag", digest: string): string {
+  return via === "api"
+    ? "the metadata is found through the registry's referrers API"
+    : `this registry has no referrers API: the metadata is found through the tag ${digest.replace(":", "-")}`;
 }
