@@ -83,8 +83,17 @@ export class S3Sink implements Sink {
     return this.basePart * (number > 5000 ? 4 : number > 2500 ? 2 : 1);
   }
 
+  /**
+   * Part buffers come back here once uploaded and are used again: memory stays at the few parts in use,
+   * instead of growing with garbage buffers until the next full collection.
+   */
+  private readonly spare: Buffer[] = [];
+
   private newPart(number: number, start: number): Part {
-    return { number, start, data: Buffer.allocUnsafe(this.partSize(number)), length: 0 };
+    const size = this.partSize(number);
+    const reused = this.spare.findIndex((b) => b.length === size);
+    const data = reused >= 0 ? this.spare.splice(reused, 1)[0]! : Buffer.allocUnsafe(size);
+    return { number, start, data, length: 0 };
   }
 
   hold(position: number, length: number): void {
@@ -173,7 +182,10 @@ export class S3Sink implements Sink {
         const failed = s3Error(error, this.location, this.options, "write");
         this.failure ??= failed instanceof Error ? failed : new Error(String(failed));
       })
-      .finally(() => this.inFlight.delete(sending));
+      .finally(() => {
+        this.inFlight.delete(sending);
+        this.spare.push(part.data);
+      });
     this.inFlight.add(sending);
   }
 
