@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -8,7 +9,7 @@ import { ensureBusybox } from "./helpers/fixtures.ts";
 import { startCutProxy } from "./helpers/cut-proxy.ts";
 import { startFileServer, type FileServer } from "./helpers/file-server.ts";
 import { caEnv } from "./helpers/test-ca.ts";
-import { cleanupRun, exportedSnapshot, runVm, uniqueName } from "./helpers/vm.ts";
+import { VM_BIN, cleanupRun, exportedSnapshot, runVm, uniqueName, vmEnv } from "./helpers/vm.ts";
 
 /**
  * Snapshot files from web servers: exported on the Docker 20.10 engine, served over HTTPS (test CA,
@@ -165,5 +166,45 @@ describe("snapshot files from https:// URLs, resumed where the connection drops"
     const missing = await importInto(origin.urlOf("/nope.tar.gz"), ["--authorization", "Bearer right-token"]);
     assert.equal(missing.code, 4, missing.stderr);
     assert.match(missing.stderr, /does not exist \(HTTP 404\)/);
+  });
+  it("an import interrupted by Ctrl-C continues where it stopped when run again, reading the file about once in all", async () => {
+    // Slow enough that the interruption comes mid-file: the whole file takes about four seconds.
+    const origin = await server({ tls: true, bytesPerSecond: Math.ceil(size / 4) });
+    const url = origin.urlOf("/file.tar.gz");
+    const cache = join(dir, "cache-interrupted");
+    const home = join(dir, "home-interrupted");
+    const env = { XDG_CONFIG_HOME: home, XDG_CACHE_HOME: cache, ...caEnv() };
+    const child = spawn(VM_BIN, ["snapshot", "import", url, "--name", `${name}-interrupted`], {
+      cwd: dir,
+      env: vmEnv(user, env),
+    });
+    child.stdout.resume();
+    child.stderr.resume();
+    const served = () => origin.requests.reduce((sum, r) => sum + r.bytesSent, 0);
+    while (served() < size * 0.4) await new Promise((resolve) => setTimeout(resolve, 20));
+    child.kill("SIGINT");
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    assert.equal(code, 130);
+    const downloads = join(cache, "vm", "downloads");
+    assert.ok(
+      readdirSync(downloads).some((f) => f.endsWith(".part")),
+      "the bytes so far are kept",
+    );
+    const first = served();
+    assert.ok(first < size * 0.9, `interrupted after ${first} of ${size} bytes`);
+    origin.setBytesPerSecond(undefined);
+    const again = await runVm(["snapshot", "import", url, "--name", `${name}-interrupted`], {
+      cwd: dir,
+      engine: user,
+      env,
+    });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /Continuing the download an earlier run began/);
+    assert.ok(served() < size * 1.2, `${served()} bytes served in all for a ${size}-byte file`);
+    assert.deepEqual(existsSync(downloads) ? readdirSync(downloads) : [], [], "nothing kept once it is done");
+    assert.equal(
+      docker(user, ["run", "--rm", `vm-snapshot/global:${name}-interrupted`, "cat", "/marker"]),
+      name,
+    );
   });
 });

@@ -232,4 +232,38 @@ describe("snapshot files from s3:// paths, resumed where the connection drops", 
     assert.equal(noBucket.code, 4, noBucket.stderr);
     assert.match(noBucket.stderr, /The bucket no-such-bucket does not exist/);
   });
+  it("an import from s3:// interrupted by Ctrl-C continues where it stopped when run again (If-Match on the ETag)", async () => {
+    const size = bytes.length;
+    // The connection stalls at 50 %: vm waits there until it is interrupted.
+    const stalling = await startCutProxy({
+      target: s3.endpoint,
+      cuts: [{ after: Math.floor(size * 0.5), mode: "stall" }],
+    });
+    proxies.push(stalling);
+    const cache = join(dir, "cache-s3-interrupted");
+    const env = { XDG_CONFIG_HOME: join(dir, "home-s3-interrupted"), XDG_CACHE_HOME: cache, ...s3.env };
+    const child = spawn(VM_BIN, ["snapshot", "import", `s3://${bucket}/${key}`, "--name", `${name}-again`], {
+      cwd: dir,
+      env: vmEnv(user, { ...env, AWS_ENDPOINT_URL_S3: stalling.url }),
+    });
+    child.stdout.resume();
+    child.stderr.resume();
+    while (stalling.cutsDone < 1) await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    child.kill("SIGINT");
+    assert.equal(await new Promise<number | null>((resolve) => child.on("close", resolve)), 130);
+    const counting = await proxy([]);
+    const again = await runVm(["snapshot", "import", `s3://${bucket}/${key}`, "--name", `${name}-again`], {
+      cwd: dir,
+      engine: user,
+      env: { ...env, AWS_ENDPOINT_URL_S3: counting.url },
+    });
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /Continuing the download an earlier run began/);
+    assert.ok(
+      counting.bytesFromServer < size * 0.7,
+      `${counting.bytesFromServer} bytes read again of ${size}`,
+    );
+    assert.equal(docker(user, ["run", "--rm", `vm-snapshot/global:${name}-again`, "cat", "/marker"]), name);
+  });
 });

@@ -16,6 +16,8 @@ export interface DownloadOptions {
   backoffMs?: number;
   /** Told once of what changes how the download goes (no Range support, a resume). */
   onNote?: (text: string) => void;
+  /** Continue an earlier run's download: from this byte, if the file still has this validator. */
+  from?: { offset: number; etag: string } | undefined;
 }
 
 export interface Download {
@@ -25,6 +27,8 @@ export interface Download {
   etag: string | undefined;
   /** The server answers ranged requests: a lost connection continues from the byte it reached. */
   ranges: boolean;
+  /** The byte the stream starts at: `from.offset` when the server continued there, else 0. */
+  startedAt: number;
 }
 
 const MAX_REDIRECTS = 5;
@@ -38,12 +42,24 @@ const MAX_REDIRECTS = 5;
  * go on as if nothing happened. TLS with the system's CAs plus NODE_EXTRA_CA_CERTS (Node's defaults).
  */
 export async function openDownload(options: DownloadOptions): Promise<Download> {
-  const first = await get(options, options.url, {});
-  if (first.res.statusCode !== 200) throw await failure(first.res, first.url, options);
-  const size = numberHeader(first.res.headers["content-length"]);
+  const from = options.from;
+  const first = await get(
+    options,
+    options.url,
+    from ? { Range: `bytes=${from.offset}-`, "If-Range": from.etag } : {},
+  );
+  let startedAt = 0;
+  let size = numberHeader(first.res.headers["content-length"]);
+  const continued = from
+    ? /^bytes (\d+)-\d+\/(\d+)$/.exec(stringHeader(first.res.headers["content-range"]) ?? "")
+    : null;
+  if (first.res.statusCode === 206 && from && continued && Number(continued[1]) === from.offset) {
+    startedAt = from.offset;
+    size = Number(continued[2]);
+  } else if (first.res.statusCode !== 200) throw await failure(first.res, first.url, options);
   const etag = stringHeader(first.res.headers.etag);
   const lastModified = stringHeader(first.res.headers["last-modified"]);
-  const ranges = first.res.headers["accept-ranges"] === "bytes";
+  const ranges = startedAt > 0 || first.res.headers["accept-ranges"] === "bytes";
   // If-Range needs a strong validator: a strong ETag, else the date.
   const validator = etag && !etag.startsWith("W/") ? etag : lastModified;
   const shown = displayUrl(options.url);
@@ -88,6 +104,7 @@ export async function openDownload(options: DownloadOptions): Promise<Download> 
     shown,
     host: options.url.host,
     size,
+    startAt: startedAt,
     retries: options.retries ?? 5,
     backoffMs: options.backoffMs ?? 500,
     reopen,
@@ -99,7 +116,7 @@ export async function openDownload(options: DownloadOptions): Promise<Download> 
     options.onNote?.(
       `${shown} does not support ranged requests: a lost connection means reading it again from the start\n`,
     );
-  return { stream, size, etag, ranges };
+  return { stream, size, etag, ranges, startedAt };
 }
 
 /** One GET, following redirects; Authorization goes to the URL's own origin only. */

@@ -12,7 +12,10 @@ export interface ResumeOptions {
   /** The file as it may be shown in messages. */
   shown: string;
   host: string;
+  /** The whole file's size. */
   size: number | undefined;
+  /** The byte of the file the first body starts at (a download continued from an earlier run). */
+  startAt?: number;
   retries: number;
   backoffMs: number;
   /** Opens the file again from byte `from`; throws a VmError for an answer that is not a retry's. */
@@ -29,7 +32,7 @@ export interface ResumeOptions {
 export async function* resumableBytes(first: Readable, options: ResumeOptions): AsyncGenerator<Buffer> {
   const { size, retries } = options;
   let body = first;
-  let received = 0;
+  let received = options.startAt ?? 0;
   /** Bytes of the current body to drop: a restart from zero after `received` had passed. */
   let skip = 0;
   for (let attempt = 0; ;) {

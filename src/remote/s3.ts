@@ -98,6 +98,8 @@ export interface S3Download {
   stream: Readable;
   size: number | undefined;
   etag: string | undefined;
+  /** The byte the stream starts at: `from.offset` when the object is still the one begun, else 0. */
+  startedAt: number;
 }
 
 /**
@@ -107,7 +109,13 @@ export interface S3Download {
  */
 export async function openS3Download(
   location: S3Location,
-  options: S3Options & { retries?: number; backoffMs?: number; onNote?: (text: string) => void },
+  options: S3Options & {
+    retries?: number;
+    backoffMs?: number;
+    onNote?: (text: string) => void;
+    /** Continue an earlier run's download from this byte, if the object still has this ETag. */
+    from?: { offset: number; etag: string } | undefined;
+  },
 ): Promise<S3Download> {
   const { GetObjectCommand } = await loadSdk();
   const client = await s3Client(options);
@@ -121,13 +129,39 @@ export async function openS3Download(
       throw s3Error(error, location, options, "read");
     }
   };
-  const first = await get({});
+  let first: GetObjectCommandOutput | undefined;
+  let startedAt = 0;
+  let size: number | undefined;
+  if (options.from) {
+    try {
+      first = await get({ Range: `bytes=${options.from.offset}-`, IfMatch: options.from.etag });
+      const range = /^bytes (\d+)-\d+\/(\d+)$/.exec(first.ContentRange ?? "");
+      if (range && Number(range[1]) === options.from.offset) {
+        startedAt = options.from.offset;
+        size = Number(range[2]);
+      } else {
+        (first.Body as Readable).destroy();
+        first = undefined;
+      }
+    } catch (error) {
+      // Replaced since (412), or the range is past its end: read it whole.
+      if (!(error instanceof VmError && error.code === "REMOTE_CHANGED")) {
+        const status = (error as VmError).cause as { $metadata?: { httpStatusCode?: number } } | undefined;
+        if (status?.$metadata?.httpStatusCode !== 416) throw error;
+      }
+      first = undefined;
+    }
+  }
+  if (!first) {
+    first = await get({});
+    size = first.ContentLength;
+  }
   const etag = first.ETag;
-  const size = first.ContentLength;
   const bytes = resumableBytes(first.Body as Readable, {
     shown,
     host: customEndpoint(options) ?? "S3",
     size,
+    startAt: startedAt,
     retries: options.retries ?? 5,
     backoffMs: options.backoffMs ?? 500,
     onNote: options.onNote,
@@ -150,7 +184,7 @@ export async function openS3Download(
   });
   const stream = Readable.from(bytes, { objectMode: false, highWaterMark: 1024 * 1024 });
   stream.once("close", () => client.destroy());
-  return { stream, size, etag };
+  return { stream, size, etag, startedAt };
 }
 
 /** What an S3 failure means, in words, with what to do. */

@@ -1,7 +1,7 @@
 import type { Readable } from "node:stream";
 import { readSnapshotArchive, type ArchiveContents } from "./archive-reader.ts";
 import type { Manifest } from "./format.ts";
-import { counting, openInput, type RemoteOptions } from "./input.ts";
+import { counting, openInput, settled, type Input, type RemoteOptions } from "./input.ts";
 import { ImageGuard } from "./image-guard.ts";
 import { checkLegacy, type ImageIdentity, type LegacyChecked, type LegacyRead } from "./legacy-format.ts";
 import { decodeError } from "./archive-decode.ts";
@@ -26,6 +26,14 @@ export async function verifyArchiveFile(
   remote: RemoteOptions = {},
 ): Promise<VerifiedFile> {
   const source = await openInput(input, cwd, stdin, remote);
+  return settled(source, () => verifySource(source, onBytes, verifier));
+}
+
+async function verifySource(
+  source: Input,
+  onBytes: (n: number) => void,
+  verifier: ImageVerifier,
+): Promise<VerifiedFile> {
   // The checks an import makes before the engine sees the image: no names, nothing docker save never
   // writes. vm 3.x saved its images by tag: their names are expected, and an import takes them out.
   let guard = new ImageGuard("refuse");
@@ -96,10 +104,12 @@ export async function readManifestOnly(
   remote: RemoteOptions = {},
 ): Promise<{ manifest: Manifest; compression: string } | { legacy: LegacyRead; compression: string }> {
   const source = await openInput(input, cwd, stdin, remote);
-  const contents = await readSnapshotArchive(
-    source.stream,
-    { onImage: async () => "skip" },
-    legacyEntries({ onImage: drain, onVolume: (_name, archive) => drain(archive) }),
+  const contents = await settled(source, () =>
+    readSnapshotArchive(
+      source.stream,
+      { onImage: async () => "skip" },
+      legacyEntries({ onImage: drain, onVolume: (_name, archive) => drain(archive) }),
+    ),
   );
   if (contents.kind === "vm3") return { legacy: contents.result, compression: contents.compression };
   return { manifest: contents.manifest, compression: contents.compression };

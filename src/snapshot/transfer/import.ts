@@ -17,7 +17,7 @@ import {
   type LegacyImportState,
   type LegacyStreamed,
 } from "./legacy-import.ts";
-import { counting, openInput, type RemoteOptions } from "../../snapshot-file/input.ts";
+import { counting, openInput, settled, type Input, type RemoteOptions } from "../../snapshot-file/input.ts";
 import { platformString, type SnapshotMetadata } from "../../snapshot-file/metadata.ts";
 import { importedMetadata, legacyImportedMetadata } from "./imported-metadata.ts";
 import { lockSnapshot } from "../../store/lock.ts";
@@ -88,6 +88,17 @@ export async function importSnapshot(services: Services, options: ImportOptions)
   options.onStart({ total: source.size });
   const info = await engine.info();
 
+  return settled(source, () => importFrom(services, options, source, policy, info));
+}
+
+async function importFrom(
+  services: Services,
+  options: ImportOptions,
+  source: Input,
+  policy: Awaited<ReturnType<typeof signaturePolicy>>,
+  info: Awaited<ReturnType<Services["engine"]["info"]>>,
+): Promise<ImportResult> {
+  const { engine, snapshots } = services;
   return transaction(async (tx) => {
     tx.stop(() => source.stream.destroy());
     /** What the load may have made: the IDs the engine reported, and the image tar's own IDs. */
