@@ -32,6 +32,18 @@ export function run(cmd: string, args: string[], options: SpawnSyncOptions = {})
   return String(res.stdout).trim();
 }
 
+/** A row of the results table: vm against a baseline, with the target it must meet. */
+export interface Row {
+  name: string;
+  vm: Stats;
+  baseline: Stats;
+  baselineName: string;
+  /** vm's median must be at most `target` times the baseline's median ... */
+  target?: number;
+  /** ... plus this many seconds. */
+  slack?: number;
+}
+
 export interface Stats {
   median: number;
   min: number;

@@ -1,39 +1,21 @@
 // The registry rows of `npm run bench`: `vm snapshot push`/`pull` against `docker push`/`pull` of the same
 // image to the same registry, a private Distribution registry the bench starts and stops. See
 // docs/performance.md, "Registry push and pull".
-import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
-import {
-  closeSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { spawnSync, type SpawnSyncOptions } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { ensureImages } from "./images.ts";
-import { alternate, run, timed, type Stats } from "./lib.ts";
+import { alternate, run, timed, type Row, type Stats } from "./lib.ts";
+import { ChildServer, freePort, node, removeLabelledImages, vmTimed as timedVm } from "./processes.ts";
 
 /** The engine a pull goes to: its layers are truly absent there (the push engine holds the dev image). */
 const SECOND_ENGINE = "unix:///var/run/vm-docker2.sock";
 const SNAPSHOT = "bench-registry";
 const PULLED = "bench-pulled";
 
-export interface RegistryRow {
-  name: string;
-  vm: Stats;
-  baseline: Stats;
-  baselineName: string;
-  /** vm's median must be at most `target` times the baseline's median ... */
-  target?: number;
-  /** ... plus this many seconds. */
-  slack?: number;
-}
+export type RegistryRow = Row;
 
 export interface RegistryResults {
   rows: RegistryRow[];
@@ -55,30 +37,6 @@ export interface RegistryOptions {
   log: (text: string) => void;
 }
 
-const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-
-/** Node run as a helper process (the bench itself is synchronous). */
-function node(script: string, args: string[] = []): string {
-  return run(process.execPath, ["-e", script, ...args]);
-}
-
-function freePort(): number {
-  return Number(
-    node(
-      "const s = require('node:net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); });",
-    ),
-  );
-}
-
-/** The process exists and has not exited (a child the blocked event loop has not reaped is a zombie). */
-function alive(pid: number): boolean {
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
-  } catch {
-    return false;
-  }
-}
-
 /**
  * A Distribution registry on a free loopback port, plain HTTP (engines allow that for 127.0.0.0/8),
  * anonymous, its storage under the bench's temporary folder. `reset()` restarts it on empty storage, so
@@ -90,9 +48,8 @@ class Registry {
   private readonly storage: string;
   private readonly config: string;
   readonly logFile: string;
-  private pid: number | undefined;
+  private readonly server: ChildServer;
   private logOffset = 0;
-  private readonly onExit = () => this.kill();
 
   constructor(dir: string) {
     this.root = dir;
@@ -117,57 +74,22 @@ class Registry {
         "",
       ].join("\n"),
     );
-    process.on("exit", this.onExit);
+    this.server = new ChildServer({
+      name: "docker-registry",
+      command: "docker-registry",
+      args: ["serve", this.config],
+      logFile: this.logFile,
+      ready: { url: `http://${this.host}/v2/`, method: "GET", status: 200 },
+    });
   }
 
   start(): void {
     mkdirSync(this.storage, { recursive: true });
-    const fd = openSync(this.logFile, "a");
-    try {
-      // The log goes to a file: a pipe would fill while the bench blocks in spawnSync.
-      const child = spawn("docker-registry", ["serve", this.config], { stdio: ["ignore", fd, fd] });
-      this.pid = child.pid;
-      child.unref();
-    } finally {
-      closeSync(fd);
-    }
-    const pid = this.pid;
-    if (pid === undefined) throw new Error("bench: could not start docker-registry (is it installed?)");
-    const ready = spawnSync(process.execPath, [
-      "-e",
-      `(async () => {
-        for (let i = 0; i < 300; i++) {
-          try { if ((await fetch("http://${this.host}/v2/")).status === 200) process.exit(0); } catch {}
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        process.exit(1);
-      })()`,
-    ]);
-    if (ready.status !== 0 || !alive(pid))
-      throw new Error(
-        `bench: docker-registry did not answer on ${this.host}: ${readFileSync(this.logFile, "utf8").slice(-2000)}`,
-      );
-  }
-
-  private kill(): void {
-    if (this.pid === undefined) return;
-    try {
-      process.kill(this.pid, "SIGTERM");
-    } catch {
-      // already gone
-    }
+    this.server.start();
   }
 
   stop(): void {
-    const pid = this.pid;
-    if (pid === undefined) return;
-    this.kill();
-    for (let i = 0; i < 100 && alive(pid); i++) sleep(50);
-    if (alive(pid)) {
-      process.kill(pid, "SIGKILL");
-      for (let i = 0; i < 100 && alive(pid); i++) sleep(50);
-    }
-    this.pid = undefined;
+    this.server.stop();
   }
 
   /** Stops it, empties its storage, starts it again. */
@@ -213,8 +135,7 @@ class Registry {
   }
 
   dispose(): void {
-    this.stop();
-    process.off("exit", this.onExit);
+    this.server.dispose();
     rmSync(this.root, { recursive: true, force: true });
   }
 }
@@ -224,27 +145,14 @@ interface LayerTally {
   skipped: number;
 }
 
-/** Wall time, peak RSS (KiB, from GNU time) and the --json output of one vm command. */
+/** Wall time, peak RSS (KiB) and the --json result of one vm command. */
 function vmTimed(
   vm: string,
   args: string[],
   options: SpawnSyncOptions,
 ): { seconds: number; rssKb: number; json: Record<string, unknown> } {
-  const start = performance.now();
-  const res = spawnSync("/usr/bin/time", ["-f", "%M", vm, ...args, "--json"], {
-    stdio: ["ignore", "pipe", "pipe"],
-    encoding: "utf8",
-    maxBuffer: 64 * 1024 * 1024,
-    ...options,
-  });
-  const seconds = (performance.now() - start) / 1000;
-  if (res.status !== 0) throw new Error(`vm ${args.join(" ")} failed: ${String(res.stderr).slice(-2000)}`);
-  const lines = String(res.stderr).trim().split("\n");
-  return {
-    seconds,
-    rssKb: Number(lines[lines.length - 1]),
-    json: JSON.parse(String(res.stdout)) as Record<string, unknown>,
-  };
+  const r = timedVm(vm, [...args, "--json"], options);
+  return { seconds: r.seconds, rssKb: r.rssKb, json: JSON.parse(r.stdout) as Record<string, unknown> };
 }
 
 /** Each layer's last status in `docker push`/`docker pull` output (one line per change when not a TTY). */
@@ -290,13 +198,7 @@ export function benchRegistry(options: RegistryOptions): RegistryResults {
 
   const forgetPulled = () => {
     spawnSync(vm, ["snapshot", "delete", `@${PULLED}`, "--force"], { env: envB });
-    for (let pass = 0; pass < 3; pass++) {
-      const ids = run("docker", ["-H", SECOND_ENGINE, "images", "-aq", "--filter", `label=${label}`])
-        .split("\n")
-        .filter(Boolean);
-      if (ids.length === 0) break;
-      spawnSync("docker", ["-H", SECOND_ENGINE, "rmi", "-f", ...new Set(ids)]);
-    }
+    removeLabelledImages(SECOND_ENGINE, label);
   };
   /** Every name of ours on an engine for this registry (the engine names images by registry host). */
   const untagOurs = (host: string[]) => {

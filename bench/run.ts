@@ -5,24 +5,15 @@ import { availableParallelism, tmpdir } from "node:os";
 import { performance } from "node:perf_hooks";
 import { ensureImages, ensureLarge } from "./images.ts";
 import { join, resolve } from "node:path";
-import { alternate, fmt, run, timed, type Stats } from "./lib.ts";
+import { alternate, fmt, run, timed, type Row, type Stats } from "./lib.ts";
 import { benchRegistry } from "./registry.ts";
 import { benchS3 } from "./s3.ts";
+import { removeLabelledImages } from "./processes.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const VM = join(REPO, "bin/vm");
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const LABEL = "dev.vm.bench=1";
-
-interface Row {
-  name: string;
-  vm: Stats;
-  baseline: Stats;
-  baselineName: string;
-  target?: number;
-  /** Seconds added to the target's bound (vm <= target x baseline + slack). */
-  slack?: number;
-}
 
 const rows: Row[] = [];
 const home = mkdtempSync(join(tmpdir(), "vm-bench-home-"));
@@ -297,13 +288,7 @@ function importRounds(work: string, host: string, envB: NodeJS.ProcessEnv): void
   // Every timed import starts with the image absent from the target engine.
   const forget = () => {
     spawnSync(VM, ["snapshot", "delete", "@bench-in", "--force"], { env: envB });
-    for (let pass = 0; pass < 3; pass++) {
-      const ids = run("docker", ["-H", host, "images", "-aq", "--filter", `label=${LABEL}`])
-        .split("\n")
-        .filter(Boolean);
-      if (ids.length === 0) break;
-      spawnSync("docker", ["-H", host, "rmi", "-f", ...new Set(ids)]);
-    }
+    removeLabelledImages(host, LABEL);
   };
   let rss = 0;
   const stats = alternate(ROUNDS_IMPORT, [

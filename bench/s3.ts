@@ -1,22 +1,21 @@
 // The s3:// rows of `npm run bench`: `vm snapshot export --output s3://...` and `vm snapshot import s3://...`
 // against the same export to and import from a local file, through an S3 emulator (fauxqs) the bench
 // starts and stops on loopback, its objects kept as files under the bench's temporary folder.
-import { spawn, spawnSync, type SpawnSyncOptions } from "node:child_process";
-import {
-  closeSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { performance } from "node:perf_hooks";
 import { ensureImages } from "./images.ts";
-import { alternate, run, type Stats } from "./lib.ts";
+import { alternate, run, type Row } from "./lib.ts";
+import {
+  ChildServer,
+  cpuSeconds,
+  freePort,
+  node,
+  peakRssKb,
+  removeLabelledImages,
+  vmTimed,
+} from "./processes.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 /** The engine an import goes to: the image's layers are truly absent there before each round. */
@@ -26,16 +25,7 @@ const IMPORTED = "bench-s3-in";
 const BUCKET = "vm-bench";
 const KEY = "dev.snapshot.tar.zst";
 
-export interface S3Row {
-  name: string;
-  vm: Stats;
-  baseline: Stats;
-  baselineName: string;
-  /** vm's median must be at most `target` times the baseline's median ... */
-  target?: number;
-  /** ... plus this many seconds. */
-  slack?: number;
-}
+export type S3Row = Row;
 
 export interface S3Results {
   rows: S3Row[];
@@ -54,51 +44,6 @@ export interface S3Options {
   log: (text: string) => void;
 }
 
-const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-
-/** Node run as a helper process (the bench itself is synchronous), in the repository for its modules. */
-function node(script: string, args: string[] = [], env: NodeJS.ProcessEnv = process.env): string {
-  return run(process.execPath, ["-e", script, ...args], { cwd: REPO, env });
-}
-
-function freePort(): number {
-  return Number(
-    node(
-      "const s = require('node:net').createServer().listen(0, '127.0.0.1', () => { console.log(s.address().port); s.close(); });",
-    ),
-  );
-}
-
-/** The process exists and has not exited (a child the blocked event loop has not reaped is a zombie). */
-function alive(pid: number): boolean {
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
-  } catch {
-    return false;
-  }
-}
-
-/** A process's peak resident set so far, in KiB (VmHWM), 0 when it is gone. */
-function peakRssKb(pid: number): number {
-  try {
-    return Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU seconds (user + system) a process has used so far, 0 when it is gone. */
-function cpuSeconds(pid: number): number {
-  try {
-    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return 0;
-  }
-}
-const CLOCK_TICKS = Number(run("getconf", ["CLK_TCK"])) || 100;
-
 /**
  * fauxqs (an S3 emulator, a dev dependency) in a child process on a free port, anonymous, with the bucket
  * made at start-up and objects stored as files under the bench's temporary folder (multipart parts are
@@ -112,10 +57,9 @@ class S3Server {
   private readonly init: string;
   private readonly port: number;
   readonly logFile: string;
-  private pid: number | undefined;
+  private readonly server: ChildServer;
   /** Its peak RSS (KiB), read just before it is stopped. */
   peakKb = 0;
-  private readonly onExit = () => this.kill();
 
   constructor(dir: string) {
     this.root = dir;
@@ -125,7 +69,21 @@ class S3Server {
     this.port = freePort();
     this.endpoint = `http://127.0.0.1:${this.port}`;
     writeFileSync(this.init, JSON.stringify({ buckets: [BUCKET] }) + "\n");
-    process.on("exit", this.onExit);
+    this.server = new ChildServer({
+      name: "fauxqs",
+      command: process.execPath,
+      args: [join(REPO, "node_modules/fauxqs/dist/server.js")],
+      env: {
+        ...process.env,
+        FAUXQS_PORT: String(this.port),
+        FAUXQS_HOST: "127.0.0.1",
+        FAUXQS_S3_STORAGE_DIR: this.storage,
+        FAUXQS_INIT: this.init,
+      },
+      logFile: this.logFile,
+      // Ready once the bucket answers: the init config is applied after the server listens.
+      ready: { url: `${this.endpoint}/${BUCKET}`, method: "HEAD", status: 200 },
+    });
   }
 
   /** What vm (and the helper client) needs to reach it: endpoint, a region and (any) static credentials. */
@@ -144,74 +102,25 @@ class S3Server {
 
   start(): void {
     mkdirSync(this.storage, { recursive: true });
-    const fd = openSync(this.logFile, "a");
-    try {
-      // The log goes to a file: a pipe would fill while the bench blocks in spawnSync.
-      const child = spawn(process.execPath, [join(REPO, "node_modules/fauxqs/dist/server.js")], {
-        stdio: ["ignore", fd, fd],
-        env: {
-          ...process.env,
-          FAUXQS_PORT: String(this.port),
-          FAUXQS_HOST: "127.0.0.1",
-          FAUXQS_S3_STORAGE_DIR: this.storage,
-          FAUXQS_INIT: this.init,
-        },
-      });
-      this.pid = child.pid;
-      child.unref();
-    } finally {
-      closeSync(fd);
-    }
-    const pid = this.pid;
-    if (pid === undefined) throw new Error("bench: could not start fauxqs (npm install?)");
-    // Ready once the bucket answers: the init config is applied after the server listens.
-    const ready = spawnSync(process.execPath, [
-      "-e",
-      `(async () => {
-        for (let i = 0; i < 300; i++) {
-          try { if ((await fetch("${this.endpoint}/${BUCKET}", { method: "HEAD" })).status === 200) process.exit(0); } catch {}
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        process.exit(1);
-      })()`,
-    ]);
-    if (ready.status !== 0 || !alive(pid))
-      throw new Error(
-        `bench: fauxqs did not answer on ${this.endpoint}: ${readFileSync(this.logFile, "utf8").slice(-2000)}`,
-      );
-  }
-
-  private kill(): void {
-    if (this.pid === undefined) return;
-    try {
-      process.kill(this.pid, "SIGTERM");
-    } catch {
-      // already gone
-    }
+    this.server.start();
   }
 
   stop(): void {
-    const pid = this.pid;
-    if (pid === undefined) return;
-    this.peakKb = Math.max(this.peakKb, peakRssKb(pid));
-    this.kill();
-    for (let i = 0; i < 100 && alive(pid); i++) sleep(50);
-    if (alive(pid)) {
-      process.kill(pid, "SIGKILL");
-      for (let i = 0; i < 100 && alive(pid); i++) sleep(50);
-    }
-    this.pid = undefined;
+    this.peakNow();
+    this.server.stop();
   }
 
   /** Its peak RSS so far (KiB). */
   peakNow(): number {
-    if (this.pid !== undefined) this.peakKb = Math.max(this.peakKb, peakRssKb(this.pid));
+    const pid = this.server.runningPid;
+    if (pid !== undefined) this.peakKb = Math.max(this.peakKb, peakRssKb(pid));
     return this.peakKb;
   }
 
   /** CPU seconds it has used so far. */
   cpu(): number {
-    return this.pid === undefined ? 0 : cpuSeconds(this.pid);
+    const pid = this.server.runningPid;
+    return pid === undefined ? 0 : cpuSeconds(pid);
   }
 
   /** The object's size as S3 reports it (HeadObject), undefined when it is absent. */
@@ -242,8 +151,8 @@ class S3Server {
   }
 
   dispose(): void {
-    this.stop();
-    process.off("exit", this.onExit);
+    this.peakNow();
+    this.server.dispose();
     rmSync(this.root, { recursive: true, force: true });
   }
 }
@@ -253,25 +162,6 @@ function fauxqsVersion(): string {
     version: string;
   };
   return pkg.version;
-}
-
-/** Wall time, peak RSS (KiB, from GNU time) and the standard output of one vm command. */
-function vmTimed(
-  vm: string,
-  args: string[],
-  options: SpawnSyncOptions,
-): { seconds: number; rssKb: number; stdout: string } {
-  const start = performance.now();
-  const res = spawnSync("/usr/bin/time", ["-f", "%M", vm, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    encoding: "utf8",
-    maxBuffer: 64 * 1024 * 1024,
-    ...options,
-  });
-  const seconds = (performance.now() - start) / 1000;
-  if (res.status !== 0) throw new Error(`vm ${args.join(" ")} failed: ${String(res.stderr).slice(-2000)}`);
-  const lines = String(res.stderr).trim().split("\n");
-  return { seconds, rssKb: Number(lines[lines.length - 1]), stdout: String(res.stdout) };
 }
 
 export function benchS3(options: S3Options): S3Results {
@@ -302,13 +192,7 @@ export function benchS3(options: S3Options): S3Results {
   // Every timed import starts with the image absent from the target engine.
   const forget = () => {
     spawnSync(vm, ["snapshot", "delete", `@${IMPORTED}`, "--force"], { env: envB });
-    for (let pass = 0; pass < 3; pass++) {
-      const ids = run("docker", ["-H", host, "images", "-aq", "--filter", `label=${label}`])
-        .split("\n")
-        .filter(Boolean);
-      if (ids.length === 0) break;
-      spawnSync("docker", ["-H", host, "rmi", "-f", ...new Set(ids)]);
-    }
+    removeLabelledImages(host, label);
   };
   const mustLoad = (what: string, stdout: string) => {
     if (!/loaded and verified/.test(stdout))
