@@ -1,12 +1,18 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { availableEngines, dockerTry } from "./helpers/engines.ts";
 import { ensureBusybox } from "./helpers/fixtures.ts";
-import { cleanupRun, exportedSnapshot, runImages, runVm, uniqueName, VM_BIN, vmEnv } from "./helpers/vm.ts";
+import {
+  cleanupRun,
+  exportedSnapshot,
+  interruptAt as interruptVmAt,
+  runImages,
+  runVm,
+  uniqueName,
+} from "./helpers/vm.ts";
 
 /**
  * Interruptions at the narrow windows of import and export, reached every time: VM_TEST_PAUSE makes vm
@@ -23,28 +29,8 @@ describe("interruptions at named points of import and export (VM_TEST_PAUSE)", (
   const vm = (args: string[]) => runVm(args, { cwd: dir, engine, env });
 
   /** Runs vm paused at `point`, sends `signal` once it says it is there; its exit and stderr. */
-  function interruptAt(args: string[], point: string, signal: NodeJS.Signals) {
-    const child = spawn(VM_BIN, args, {
-      cwd: dir,
-      env: vmEnv(engine, { VM_TEST_PAUSE: point, ...env }),
-    });
-    let stderr = "";
-    let reached = false;
-    child.stdout.resume();
-    child.stderr.setEncoding("utf8").on("data", (text: string) => {
-      stderr += text;
-      if (!reached && stderr.includes(`vm-test: paused at ${point}`)) {
-        reached = true;
-        child.kill(signal);
-      }
-    });
-    return new Promise<{
-      code: number | null;
-      killed: NodeJS.Signals | null;
-      stderr: string;
-      reached: boolean;
-    }>((resolve) => child.on("close", (code, killed) => resolve({ code, killed, stderr, reached })));
-  }
+  const interruptAt = (args: string[], point: string, signal: NodeJS.Signals) =>
+    interruptVmAt(args, point, signal, { cwd: dir, engine, env });
 
   const listed = async (snapshot: string) => {
     const res = await vm(["snapshot", "list", "--format", "json"]);

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +15,7 @@ import {
   totalBytes,
   uniqueRepo,
 } from "./helpers/registry.ts";
-import { cleanupRun, REPO, runVm, uniqueName, VM_BIN, vmEnv, type VmResult } from "./helpers/vm.ts";
+import { cleanupRun, interruptAt, REPO, runVm, uniqueName, vmEnv, type VmResult } from "./helpers/vm.ts";
 import { newKey, openSshPrivateKey } from "../src/snapshot-file/testing/keys.ts";
 import { startTokenServer, type TokenServer } from "./helpers/token-server.ts";
 
@@ -400,28 +399,14 @@ describe("snapshots through an OCI registry (push, pull, vm.box: @registry/repo:
     const name = await snapshotOn(classic, "a");
     const repo = uniqueRepo("killed");
     const ref = `${plain.host}/${repo}:1`;
-    const killedAt = (engine: TestEngine, machine: string, args: string[], point: string) =>
-      new Promise<{ reached: boolean; signal: NodeJS.Signals | null }>((resolve) => {
-        const child = spawn(VM_BIN, args, {
-          cwd: dir,
-          env: vmEnv(engine, {
-            XDG_CONFIG_HOME: home(machine),
-            DOCKER_CONFIG: emptyDockerConfig,
-            VM_TEST_PAUSE: point,
-          }),
-        });
-        let reached = false;
-        let stderr = "";
-        child.stdout.resume();
-        child.stderr.setEncoding("utf8").on("data", (text: string) => {
-          stderr += text;
-          if (!reached && stderr.includes(`vm-test: paused at ${point}`)) {
-            reached = true;
-            child.kill("SIGKILL");
-          }
-        });
-        child.on("close", (_code, signal) => resolve({ reached, signal }));
+    const killedAt = async (engine: TestEngine, machine: string, args: string[], point: string) => {
+      const run = await interruptAt(args, point, "SIGKILL", {
+        cwd: dir,
+        engine,
+        env: { XDG_CONFIG_HOME: home(machine), DOCKER_CONFIG: emptyDockerConfig },
       });
+      return { reached: run.reached, signal: run.killed };
+    };
     const push = await killedAt(classic, "a", ["snapshot", "push", `@${name}`, ref], "push-tagged");
     assert.deepEqual(push, { reached: true, signal: "SIGKILL" });
     assert.equal(

@@ -8,7 +8,7 @@ import { ensureBusybox } from "./helpers/fixtures.ts";
 import { startCutProxy, type CutProxy } from "./helpers/cut-proxy.ts";
 import { startS3Server, type S3Server } from "./helpers/s3-server.ts";
 import { spawn } from "node:child_process";
-import { VM_BIN, cleanupRun, exportedSnapshot, runVm, uniqueName, vmEnv } from "./helpers/vm.ts";
+import { VM_BIN, cleanupRun, exportedSnapshot, interruptAt, runVm, uniqueName, vmEnv } from "./helpers/vm.ts";
 
 /**
  * Snapshot files in object storage: exported on the Docker 20.10 engine, stored in an S3-compatible
@@ -197,23 +197,14 @@ describe("snapshot files from s3:// paths, resumed where the connection drops", 
   it("Ctrl-C during an export to s3:// leaves no object under the key, and a missing bucket is said", async () => {
     const key2 = `${name}-interrupted.snapshot.tar.gz`;
     const point = "export-before-commit";
-    const child = spawn(VM_BIN, ["snapshot", "export", `@${name}`, "--output", `s3://${bucket}/${key2}`], {
-      cwd: dir,
-      env: vmEnv(maker, { VM_TEST_PAUSE: point, XDG_CONFIG_HOME: join(dir, "home-maker"), ...s3.env }),
-    });
-    let stderr = "";
-    let reached = false;
-    child.stdout.resume();
-    child.stderr.setEncoding("utf8").on("data", (text: string) => {
-      stderr += text;
-      if (!reached && stderr.includes(`vm-test: paused at ${point}`)) {
-        reached = true;
-        child.kill("SIGINT");
-      }
-    });
-    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
-    assert.ok(reached, stderr);
-    assert.equal(code, 130, stderr);
+    const interrupted = await interruptAt(
+      ["snapshot", "export", `@${name}`, "--output", `s3://${bucket}/${key2}`],
+      point,
+      "SIGINT",
+      { cwd: dir, engine: maker, env: { XDG_CONFIG_HOME: join(dir, "home-maker"), ...s3.env } },
+    );
+    assert.ok(interrupted.reached, interrupted.stderr);
+    assert.equal(interrupted.code, 130, interrupted.stderr);
     assert.equal(await s3.head(bucket, key2), undefined, "nothing appears under the key");
     const path = `/${bucket}/${key2}`;
     const started = s3.requests.filter((r) => r.method === "POST" && r.url.startsWith(`${path}?uploads`));

@@ -54,6 +54,43 @@ export function runVm(args: string[], options: VmOptions): Promise<VmResult> {
   });
 }
 
+export interface Interrupted {
+  code: number | null;
+  killed: NodeJS.Signals | null;
+  stderr: string;
+  /** vm said it had reached the pause point before the signal was sent. */
+  reached: boolean;
+}
+
+/**
+ * Runs bin/vm paused at the pause point `point` (VM_TEST_PAUSE) and sends it `signal` once it says it is
+ * there: how the interruption trials hit the narrow windows deterministically.
+ */
+export function interruptAt(
+  args: string[],
+  point: string,
+  signal: NodeJS.Signals,
+  options: Omit<VmOptions, "input">,
+): Promise<Interrupted> {
+  const child = spawn(VM_BIN, args, {
+    cwd: options.cwd,
+    env: vmEnv(options.engine, { ...options.env, VM_TEST_PAUSE: point }),
+  });
+  let stderr = "";
+  let reached = false;
+  child.stdout.resume();
+  child.stderr.setEncoding("utf8").on("data", (text: string) => {
+    stderr += text;
+    if (!reached && stderr.includes(`vm-test: paused at ${point}`)) {
+      reached = true;
+      child.kill(signal);
+    }
+  });
+  return new Promise((resolve) =>
+    child.on("close", (code, killed) => resolve({ code, killed, stderr, reached })),
+  );
+}
+
 /** A temporary project folder with the given files; removed by the returned cleanup. */
 export function makeProject(files: Record<string, string>): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), "vm-test-"));
