@@ -144,11 +144,8 @@ export async function openS3Download(
         first = undefined;
       }
     } catch (error) {
-      // Replaced since (412), or the range is past its end: read it whole.
-      if (!(error instanceof VmError && error.code === "REMOTE_CHANGED")) {
-        const status = (error as VmError).cause as { $metadata?: { httpStatusCode?: number } } | undefined;
-        if (status?.$metadata?.httpStatusCode !== 416) throw error;
-      }
+      // Replaced since (If-Match fails with 412, before any range is looked at): read it whole.
+      if (!(error instanceof VmError && error.code === "REMOTE_CHANGED")) throw error;
       first = undefined;
     }
   }
