@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { GetObjectCommand, HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { startFauxqs } from "fauxqs";
@@ -42,6 +45,7 @@ describe("S3Sink: a multipart upload written like a file", () => {
   });
 
   after(async () => {
+    for (const dir of spools) rmSync(dir, { recursive: true, force: true });
     client.destroy();
     await server.stop();
   });
@@ -54,35 +58,62 @@ describe("S3Sink: a multipart upload written like a file", () => {
       return undefined;
     }
   };
+  const spools: string[] = [];
+  const spoolFolder = () => {
+    const dir = mkdtempSync(join(tmpdir(), "vm-s3-sink-"));
+    spools.push(dir);
+    return dir;
+  };
   const digest = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
-  it("fills in a held region that straddles two parts, and the object is the bytes written, in order", async () => {
-    const key = "straddle.bin";
-    const sink = await S3Sink.create({ bucket, key }, options);
-    // 5 MiB parts: the held 512 bytes begin 100 bytes before the first part ends.
-    const head = randomBytes(5 * MiB - 100);
-    const rest = randomBytes(6 * MiB + 12345);
-    const header = randomBytes(512);
-    await sink.write(head);
-    sink.hold(head.length, 512);
-    await sink.write(Buffer.alloc(512));
-    // Written in pieces, as the writer's compressor does, and reused after each write.
-    const piece = Buffer.alloc(64 * 1024);
-    for (let at = 0; at < rest.length; at += piece.length) {
-      const n = rest.copy(piece, 0, at, Math.min(rest.length, at + piece.length));
-      await sink.write(piece.subarray(0, n));
-      piece.fill(0xff);
-    }
-    await sink.writeAt(header, head.length);
-    assert.equal((await object(key)) === undefined, true, "nothing under the key before commit");
-    await sink.commit();
-    const stored = await object(key);
-    assert.ok(stored);
-    const expected = Buffer.concat([head, header, rest]);
-    assert.equal(stored.length, expected.length);
-    assert.equal(digest(stored), digest(expected));
-    const headed = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-    assert.match(headed.ETag ?? "", /-3"$/, "three parts: 5 MiB, 5 MiB and the rest");
+  for (const where of ["in memory", "in a spool folder"] as const)
+    it(`fills in a held region that straddles two parts (held ${where}), and the object is the bytes written, in order`, async () => {
+      const key = `straddle-${where.length}.bin`;
+      const spool = where === "in memory" ? undefined : spoolFolder();
+      const sink = await S3Sink.create({ bucket, key }, options, undefined, spool);
+      // 5 MiB parts: the held 512 bytes begin 100 bytes before the first part ends.
+      const head = randomBytes(5 * MiB - 100);
+      const rest = randomBytes(6 * MiB + 12345);
+      const header = randomBytes(512);
+      await sink.write(head);
+      sink.hold(head.length, 512);
+      await sink.write(Buffer.alloc(512));
+      // Written in pieces, as the writer's compressor does, and reused after each write.
+      const piece = Buffer.alloc(64 * 1024);
+      for (let at = 0; at < rest.length; at += piece.length) {
+        const n = rest.copy(piece, 0, at, Math.min(rest.length, at + piece.length));
+        await sink.write(piece.subarray(0, n));
+        piece.fill(0xff);
+      }
+      // Both parts the region touches wait on disk (a part's size each), not in memory.
+      if (spool)
+        assert.deepEqual(
+          readdirSync(spool).map((f) => statSync(join(spool, f)).size),
+          [5 * MiB, 5 * MiB],
+        );
+      await sink.writeAt(header, head.length);
+      if (spool) assert.deepEqual(readdirSync(spool), [], "the held parts' files go once uploaded");
+      assert.equal((await object(key)) === undefined, true, "nothing under the key before commit");
+      await sink.commit();
+      const stored = await object(key);
+      assert.ok(stored);
+      const expected = Buffer.concat([head, header, rest]);
+      assert.equal(stored.length, expected.length);
+      assert.equal(digest(stored), digest(expected));
+      const headed = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      assert.match(headed.ETag ?? "", /-3"$/, "three parts: 5 MiB, 5 MiB and the rest");
+    });
+
+  it("aborting with a part held on disk leaves nothing under the key and no file behind", async () => {
+    const key = "aborted-held.bin";
+    const spool = spoolFolder();
+    const sink = await S3Sink.create({ bucket, key }, options, undefined, spool);
+    sink.hold(1000, 512);
+    await sink.write(randomBytes(12 * MiB));
+    assert.equal(readdirSync(spool).length, 1);
+    await sink.abort();
+    assert.equal(await object(key), undefined);
+    assert.deepEqual(readdirSync(spool), []);
   });
 
   it("aborting leaves nothing under the key", async () => {

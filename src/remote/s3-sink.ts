@@ -1,4 +1,7 @@
 import type { S3Client } from "@aws-sdk/client-s3";
+import { randomBytes } from "node:crypto";
+import { mkdir, open, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { VmError } from "../errors.ts";
 import type { Sink } from "../lib/sink.ts";
 import { loadSdk, s3Client, s3Error, showS3, type S3Location, type S3Options } from "./s3.ts";
@@ -6,8 +9,11 @@ import { loadSdk, s3Client, s3Error, showS3, type S3Location, type S3Options } f
 /** S3's limits for a multipart upload: 10,000 parts, each but the last at least 5 MiB, at most 5 GiB. */
 const MAX_PARTS = 10_000;
 const MIN_PART = 5 * 1024 * 1024;
-/** Parts uploaded at once: enough to keep a link busy, few enough that memory stays flat. */
-const IN_FLIGHT = 3;
+/**
+ * Parts uploaded at once: two keep a link busy while the next part fills (the export's compressor makes
+ * bytes no faster than that), and each one more is another part's buffer in memory.
+ */
+const IN_FLIGHT = 2;
 
 interface Part {
   number: number;
@@ -15,12 +21,15 @@ interface Part {
   /** The part's bytes, filled up to `length` (allocated whole: one copy of each byte, no joining). */
   data: Buffer;
   length: number;
+  /** Where a held part waits (its bytes on disk, `data` given back for reuse); undefined: in memory. */
+  file?: string | undefined;
 }
 
 /**
  * An export written straight into an S3 multipart upload: parts are uploaded in parallel while the file
- * is still being written, so no local copy exists and memory stays at a few parts. The regions the writer
- * fills in later (a streamed entry's tar header, `hold`) keep their part in memory until then. Nothing is
+ * is still being written, so no local copy exists and memory stays at a few parts. A part with a region the
+ * writer fills in later (a streamed entry's tar header, `hold`) waits that long, the whole image: in a file
+ * of its size under `spoolDir` (in memory when there is none or it cannot be written). Nothing is
  * visible under the key before `commit` completes the upload; `abort` (a failure, Ctrl-C) aborts it, so
  * no parts stay stored.
  */
@@ -38,6 +47,7 @@ export class S3Sink implements Sink {
   private readonly inFlight = new Set<Promise<void>>();
   private failure: Error | undefined;
   private readonly options: S3Options;
+  private readonly spoolDir: string | undefined;
 
   private constructor(
     location: S3Location,
@@ -45,17 +55,27 @@ export class S3Sink implements Sink {
     client: S3Client,
     uploadId: string,
     basePart: number,
+    spoolDir: string | undefined,
   ) {
     this.location = location;
     this.options = options;
     this.client = client;
     this.uploadId = uploadId;
     this.basePart = basePart;
+    this.spoolDir = spoolDir;
     this.current = this.newPart(1, 0);
   }
 
-  /** Starts the multipart upload; `expectedBytes` (an upper bound, if known) sizes the parts. */
-  static async create(location: S3Location, options: S3Options, expectedBytes?: number): Promise<S3Sink> {
+  /**
+   * Starts the multipart upload; `expectedBytes` (an upper bound, if known) sizes the parts, and held
+   * parts wait in `spoolDir`.
+   */
+  static async create(
+    location: S3Location,
+    options: S3Options,
+    expectedBytes?: number,
+    spoolDir?: string,
+  ): Promise<S3Sink> {
     const { CreateMultipartUploadCommand } = await loadSdk();
     const client = await s3Client(options);
     const basePart = Math.max(
@@ -71,7 +91,7 @@ export class S3Sink implements Sink {
         }),
       );
       if (!started.UploadId) throw new Error("the store started no upload (no UploadId)");
-      return new S3Sink(location, options, client, started.UploadId, basePart);
+      return new S3Sink(location, options, client, started.UploadId, basePart, spoolDir);
     } catch (error) {
       client.destroy();
       throw s3Error(error, location, options, "write");
@@ -127,14 +147,15 @@ export class S3Sink implements Sink {
         );
       const offset = at - part.start;
       const n = Math.min(data.length - i, part.length - offset);
-      data.copy(part.data, offset, i, i + n);
+      if (part.file) await patchFile(part.file, data.subarray(i, i + n), offset);
+      else data.copy(part.data, offset, i, i + n);
       i += n;
     }
     this.holds = this.holds.filter((h) => !(h.start >= position && h.end <= position + data.length));
     for (const part of [...this.held.values()])
       if (!this.holding(part)) {
         this.held.delete(part.number);
-        await this.upload(part);
+        await this.upload(await this.unstash(part));
       }
   }
 
@@ -144,7 +165,6 @@ export class S3Sink implements Sink {
 
   private async seal(): Promise<void> {
     const part = this.current;
-    this.current = this.newPart(part.number + 1, part.start + part.length);
     if (part.number >= MAX_PARTS)
       throw new VmError(
         "OUTPUT_UNWRITABLE",
@@ -153,8 +173,39 @@ export class S3Sink implements Sink {
           hint: "Export to a local file and upload it with the store's own tool",
         },
       );
-    if (this.holding(part)) this.held.set(part.number, part);
+    if (this.holding(part)) this.held.set(part.number, await this.stash(part));
     else await this.upload(part);
+    // Only now: the upload may have waited for one under way to finish and give its buffer back.
+    this.current = this.newPart(part.number + 1, part.start + part.length);
+  }
+
+  /** Moves a held part's bytes to a file, its buffer back to the spares; kept in memory if that fails. */
+  private async stash(part: Part): Promise<Part> {
+    if (this.spoolDir === undefined) return part;
+    const file = join(this.spoolDir, `.vm-spool-s3-part-${process.pid}-${randomBytes(4).toString("hex")}`);
+    try {
+      await mkdir(this.spoolDir, { recursive: true });
+      await writeFile(file, part.data.subarray(0, part.length), { flag: "wx", mode: 0o600 });
+    } catch {
+      await unlink(file).catch(() => {});
+      return part;
+    }
+    this.spare.push(part.data);
+    return { ...part, data: Buffer.alloc(0), file };
+  }
+
+  /** A stashed part's bytes back in a part buffer, its file removed. */
+  private async unstash(part: Part): Promise<Part> {
+    if (!part.file) return part;
+    const back = this.newPart(part.number, part.start);
+    const handle = await open(part.file, "r");
+    try {
+      await handle.read(back.data, 0, part.length, 0);
+    } finally {
+      await handle.close();
+    }
+    await unlink(part.file).catch(() => {});
+    return { ...back, length: part.length };
   }
 
   /** Uploads a part, waiting first while IN_FLIGHT are under way (the writer's backpressure). */
@@ -193,11 +244,7 @@ export class S3Sink implements Sink {
   async commit(): Promise<void> {
     const { CompleteMultipartUploadCommand } = await loadSdk();
     if (this.holds.length > 0) throw new Error("S3Sink: a held region was never filled in");
-    if (this.current.length > 0 || this.current.number === 1) {
-      const last = this.current;
-      this.current = this.newPart(last.number + 1, last.start + last.length);
-      await this.upload(last);
-    }
+    if (this.current.length > 0 || this.current.number === 1) await this.upload(this.current);
     await Promise.all(this.inFlight);
     if (this.failure) throw this.failure;
     try {
@@ -218,6 +265,7 @@ export class S3Sink implements Sink {
   /** Aborts the upload: the store drops every part, and nothing appears under the key. */
   async abort(): Promise<void> {
     const { AbortMultipartUploadCommand } = await loadSdk();
+    for (const part of this.held.values()) if (part.file) await unlink(part.file).catch(() => {});
     await Promise.allSettled(this.inFlight);
     await this.client
       .send(
@@ -229,5 +277,17 @@ export class S3Sink implements Sink {
       )
       .catch(() => {})
       .finally(() => this.client.destroy());
+  }
+}
+
+/** Writes `data` into `file` at `position`. */
+async function patchFile(file: string, data: Buffer, position: number): Promise<void> {
+  const handle = await open(file, "r+");
+  try {
+    let done = 0;
+    while (done < data.length)
+      done += (await handle.write(data, done, data.length - done, position + done)).bytesWritten;
+  } finally {
+    await handle.close();
   }
 }

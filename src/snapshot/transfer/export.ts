@@ -123,7 +123,7 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
     const sink = toStdout
       ? new StreamSink(options.stdout)
       : toS3
-        ? await openS3Sink(target, options.s3 ?? {}, services.env, metadata.size_bytes)
+        ? await openS3Sink(target, options.s3 ?? {}, services.env, metadata.size_bytes, options.spoolDir)
         : await FileSink.create(target, metadata.size_bytes);
     if (!(sink instanceof StreamSink)) tx.undo(() => sink.abort());
     options.onStart({ total: metadata.size_bytes, target });
@@ -181,9 +181,10 @@ async function openS3Sink(
   s3: NonNullable<ExportOptions["s3"]>,
   env: NodeJS.ProcessEnv,
   expectedBytes: number,
+  spoolDir: string,
 ): Promise<S3Sink> {
   const { S3Sink } = await import("../../remote/s3-sink.ts");
-  return S3Sink.create(parseS3Url(target), { ...s3, env }, expectedBytes);
+  return S3Sink.create(parseS3Url(target), { ...s3, env }, expectedBytes, spoolDir);
 }
 
 function secretsFound(findings: SecretFinding[]): VmError {
