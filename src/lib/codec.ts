@@ -35,9 +35,10 @@ function compressorFor(compression: Compression, level: number | undefined): Com
     const message = `${compression} compression failed: ${error.message}`;
     return new VmError("COMPRESSION_FAILED", message, { cause: error });
   };
-  // An output buffer as big as a chunk: zlib's default 16 KiB means hundreds of round trips to the main
-  // thread per chunk, which showed up as a third of the main thread's time.
-  const chunkSize = 1024 * 1024;
+  // zlib's default 16 KiB output buffers mean hundreds of round trips to the main thread per chunk (a third
+  // of its time); 1 MiB ones stayed alive while any small piece of them waited to be written, about 10 MB
+  // of an export's peak. 256 KiB: a few round trips per chunk, and little held for the pieces.
+  const chunkSize = 256 * 1024;
   // A few long-lived streams, each ending a member or frame per chunk (Z_FINISH then a reset, or
   // ZSTD_e_end), instead of a stream per chunk: creating and freeing a compression context for every chunk
   // cost time and left the allocator holding tens of megabytes. zstd frames carry a checksum, as the zstd
