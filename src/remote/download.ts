@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
 import { VmError, systemErrorCode } from "../errors.ts";
-import { changed, formatAt, resumableBytes, type Reopened } from "./resume.ts";
+import { changed, DOWNLOAD_BUFFER, formatAt, resumableBytes, type Reopened } from "./resume.ts";
 
 // As in engine/transport/http.ts: getBuiltinModule, not an ESM import that reads every export.
 const http = process.getBuiltinModule("node:http");
@@ -111,7 +111,7 @@ export async function openDownload(options: DownloadOptions): Promise<Download> 
     onNote: options.onNote,
   });
 
-  const stream = Readable.from(bytes, { objectMode: false, highWaterMark: 1024 * 1024 });
+  const stream = Readable.from(bytes, { objectMode: false, highWaterMark: DOWNLOAD_BUFFER });
   if (!ranges)
     options.onNote?.(
       `${shown} does not support ranged requests: a lost connection means reading it again from the start\n`,

@@ -5,7 +5,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { ExitCode, isVmError } from "../errors.ts";
-import { formatAt } from "./resume.ts";
+import { DOWNLOAD_BUFFER, formatAt } from "./resume.ts";
 
 /** What an earlier run had downloaded of a URL: kept beside vm's cache until the file was read whole. */
 interface PartialRecord {
@@ -73,7 +73,10 @@ export class PartialDownload {
       onNote?.(
         `Continuing the download an earlier run began: ${formatAt(this.kept, download.size)} is kept in ${this.part}\n`,
       );
-    return Readable.from(this.bytes(download, continuing), { objectMode: false, highWaterMark: 1 << 20 });
+    return Readable.from(this.bytes(download, continuing), {
+      objectMode: false,
+      highWaterMark: DOWNLOAD_BUFFER,
+    });
   }
 
   private async *bytes(download: Continued, continuing: boolean): AsyncGenerator<Buffer> {

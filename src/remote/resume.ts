@@ -1,6 +1,13 @@
 import type { Readable } from "node:stream";
 import { VmError, systemErrorCode } from "../errors.ts";
 
+/**
+ * How far a download's stream reads ahead: about one network read. Reading a stream hands over all it
+ * has buffered as one buffer, so a deeper buffer joined its 64 KiB reads into a fresh copy each time,
+ * garbage that held an import from S3 about 10 MB higher.
+ */
+export const DOWNLOAD_BUFFER = 64 * 1024;
+
 /** A body opened again after a lost connection, and the byte of the file it starts at. */
 export interface Reopened {
   body: Readable;

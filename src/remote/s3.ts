@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import type { GetObjectCommandOutput, S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { VmError, systemErrorCode } from "../errors.ts";
-import { changed, resumableBytes } from "./resume.ts";
+import { changed, DOWNLOAD_BUFFER, resumableBytes } from "./resume.ts";
 
 // s3:// snapshot files through the AWS SDK, which is loaded only here and only when an s3:// path is used
 // (it is large: other commands' start-up must not pay for it). Credentials, region and endpoint come from
@@ -179,7 +179,7 @@ export async function openS3Download(
       return { body: next.Body as Readable, start: start === undefined ? 0 : Number(start) };
     },
   });
-  const stream = Readable.from(bytes, { objectMode: false, highWaterMark: 1024 * 1024 });
+  const stream = Readable.from(bytes, { objectMode: false, highWaterMark: DOWNLOAD_BUFFER });
   stream.once("close", () => client.destroy());
   return { stream, size, etag, startedAt };
 }
