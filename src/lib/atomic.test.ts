@@ -4,7 +4,9 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { VmError } from "../errors.ts";
-import { tempPathFor, writeFileAtomic } from "./atomic.ts";
+import { spawnSync } from "node:child_process";
+import { removeStaleSpools, spoolPathIn, tempPathFor, writeFileAtomic } from "./atomic.ts";
+import { ownerTag, self } from "./owner.ts";
 
 describe("writeFileAtomic", () => {
   let dir: string;
@@ -79,5 +81,29 @@ describe("tempPathFor", () => {
       new RegExp(`^\\.vm\\.yaml\\.vm-tmp-${process.pid}-[0-9a-f]{8}-s[0-9a-z]*-[0-9a-f]{8}$`),
     );
     assert.notEqual(a, b);
+  });
+});
+
+describe("removeStaleSpools", () => {
+  const deadPid = () => spawnSync(process.execPath, ["-e", ""]).pid;
+
+  it("removes the scratch files of a vm no longer running, and keeps a live one's, another host's and other files", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vm-spools-"));
+    try {
+      const dead = `.vm-spool-${ownerTag({ ...self(), pid: deadPid() })}-0a0b0c0d`;
+      const older = `.vm-spool-${deadPid()}-0a0b0c0d`; // what vm wrote before owner tags: the pid alone
+      const remote = `.vm-spool-${ownerTag({ pid: deadPid(), hostId: "0badc0de", started: "" })}-0a0b0c0d`;
+      const mine = basename(spoolPathIn(dir));
+      const other = "image.snapshot.tar.zst";
+      for (const name of [dead, older, remote, mine, other]) writeFileSync(join(dir, name), "x");
+      await removeStaleSpools(dir);
+      assert.deepEqual(readdirSync(dir).sort(), [mine, remote, other].sort());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("is quiet about a folder that does not exist yet", async () => {
+    await removeStaleSpools(join(tmpdir(), "vm-no-such-folder-" + process.pid));
   });
 });

@@ -46,6 +46,27 @@ export async function writeFileAtomic(
 }
 
 /** Temporary files beside `target` left by a vm that was killed (SIGKILL leaves no chance to clean up). */
+/** Scratch files (a stream spooled to learn its size, an S3 part waiting for its header) start so. */
+const SPOOL_PREFIX = ".vm-spool-";
+
+/** A path for a private scratch file in `dir`, named by its owner so a later vm can reclaim it. */
+export function spoolPathIn(dir: string): string {
+  return join(dir, `${SPOOL_PREFIX}${ownerTag()}-${randomBytes(4).toString("hex")}`);
+}
+
+/**
+ * Removes the scratch files in `dir` that a vm no longer running left there (killed mid-export, a spooled
+ * image can be gigabytes), and nothing else: not a live vm's, not another machine's.
+ */
+export async function removeStaleSpools(dir: string): Promise<void> {
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  for (const entry of entries) {
+    if (!entry.startsWith(SPOOL_PREFIX)) continue;
+    const owner = parseOwner(entry.slice(SPOOL_PREFIX.length));
+    if (owner && ownerGone(owner)) await unlink(join(dir, entry)).catch(() => {});
+  }
+}
+
 export async function removeStaleTemps(target: string): Promise<void> {
   const prefix = `.${basename(target)}.vm-tmp-`;
   const entries = await readdir(dirname(target)).catch(() => [] as string[]);

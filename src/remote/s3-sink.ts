@@ -1,9 +1,8 @@
 import type { S3Client } from "@aws-sdk/client-s3";
-import { randomBytes } from "node:crypto";
 import { mkdir, open, unlink, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { VmError } from "../errors.ts";
 import type { Sink } from "../lib/sink.ts";
+import { spoolPathIn } from "../lib/atomic.ts";
 import { loadSdk, s3Client, s3Error, showS3, type S3Location, type S3Options } from "./s3.ts";
 
 /** S3's limits for a multipart upload: 10,000 parts, each but the last at least 5 MiB, at most 5 GiB. */
@@ -182,7 +181,7 @@ export class S3Sink implements Sink {
   /** Moves a held part's bytes to a file, its buffer back to the spares; kept in memory if that fails. */
   private async stash(part: Part): Promise<Part> {
     if (this.spoolDir === undefined) return part;
-    const file = join(this.spoolDir, `.vm-spool-s3-part-${process.pid}-${randomBytes(4).toString("hex")}`);
+    const file = spoolPathIn(this.spoolDir);
     try {
       await mkdir(this.spoolDir, { recursive: true });
       await writeFile(file, part.data.subarray(0, part.length), { flag: "wx", mode: 0o600 });

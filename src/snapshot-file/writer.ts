@@ -1,10 +1,9 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, unlink } from "node:fs/promises";
-import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { ChunkedCompressor, storedBlock, storedBlockSize, type Compression } from "../lib/codec.ts";
 import type { Sink } from "../lib/sink.ts";
+import { spoolPathIn } from "../lib/atomic.ts";
 import { BLOCK, END_OF_ARCHIVE, encodeHeader, padding } from "../lib/tar-header.ts";
 
 export interface EntryDigest {
@@ -78,7 +77,7 @@ export class ArchiveWriter {
     source: AsyncIterable<Buffer>,
     onBytes: (n: number) => void,
   ): Promise<EntryDigest> {
-    const spool = join(this.spoolDir ?? ".", `.vm-spool-${process.pid}-${randomBytes(4).toString("hex")}`);
+    const spool = spoolPathIn(this.spoolDir ?? ".");
     const handle = await open(spool, "wx", 0o600);
     try {
       const { size, sha256: digest } = await passThrough(source, onBytes, async (chunk) => {

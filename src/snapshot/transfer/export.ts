@@ -3,6 +3,7 @@ import { dirname, resolve } from "node:path";
 import type { Writable } from "node:stream";
 import { extensionFor, type Compression } from "../../lib/codec.ts";
 import { ensureRoom, FileSink, StreamSink } from "../../lib/sink.ts";
+import { removeStaleSpools } from "../../lib/atomic.ts";
 import { isS3Url, parseS3Url } from "../../remote/s3.ts";
 import type { S3Sink } from "../../remote/s3-sink.ts";
 import { formatBytes } from "../../lib/units.ts";
@@ -117,6 +118,8 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
     const floor = options.compression === "none" ? metadata.size_bytes : Math.floor(metadata.size_bytes / 10);
     await ensureRoom(target, floor, `a ${formatBytes(metadata.size_bytes)} image (${options.compression})`);
   }
+  // What an export or import killed earlier left in the scratch folder (a spooled image, a held part).
+  await removeStaleSpools(options.spoolDir);
   // One transaction (lib/transaction.ts): the temporary file (or the multipart upload) goes on any failure
   // or interruption; the rename over the target (completing the upload) is its commit.
   return transaction(async (tx) => {

@@ -1,4 +1,5 @@
 import { dirname, resolve } from "node:path";
+import { removeStaleSpools } from "../../lib/atomic.ts";
 import type { Readable } from "node:stream";
 import { EngineError } from "../../engine/errors.ts";
 import type { Services } from "../../env/services.ts";
@@ -78,6 +79,8 @@ export interface ImportResult {
  */
 export async function importSnapshot(services: Services, options: ImportOptions): Promise<ImportResult> {
   const { engine, snapshots } = services;
+  // What an export or import killed earlier left in the scratch folder (a spooled image or volume).
+  await removeStaleSpools(options.spoolDir);
   if (options.verify) await verifyFirst(options);
   const policy = await signaturePolicy(
     dirname(snapshots.root),

@@ -1,12 +1,11 @@
-import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
-import { join } from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createZstdDecompress } from "node:zlib";
 import type { Engine } from "../../engine/engine.ts";
 import { VmError } from "../../errors.ts";
+import { spoolPathIn } from "../../lib/atomic.ts";
 import { decodeError } from "../../snapshot-file/archive-decode.ts";
 import type { LegacyReader } from "../../snapshot-file/archive-reader.ts";
 import { invalidArchive } from "../../snapshot-file/format.ts";
@@ -79,7 +78,7 @@ export function legacyImportReader(
         return;
       }
       await mkdir(state.spoolDir, { recursive: true });
-      const path = join(state.spoolDir, `.vm-spool-${process.pid}-${randomBytes(4).toString("hex")}`);
+      const path = spoolPathIn(state.spoolDir);
       streamed.spooled.push({ name, path, compression });
       await pipeline(archive, createWriteStream(path, { mode: 0o600 }));
     },
