@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -171,17 +171,23 @@ describe("snapshot files from s3:// paths, resumed where the connection drops", 
       dir,
       home: makerHome,
       name: big,
-      // Incompressible, so the file spans several 8 MiB parts and the image entry's header waits in the first.
+      // Incompressible, so the file spans several 5 MiB parts and the image entry's header waits in the first.
       dockerfile: `FROM ${ensureBusybox(maker)}\nRUN echo ${big} > /marker && head -c 30000000 /dev/urandom > /noise\n`,
       out: join(dir, `${big}.snapshot.tar.gz`),
     });
     const target = `s3://${bucket}/vibe-2024-10.snapshot.tar.gz`;
+    const cache = join(dir, "cache-maker");
     const exported = await runVm(["snapshot", "export", `@${big}`, "--output", target], {
       cwd: dir,
       engine: maker,
-      env: { XDG_CONFIG_HOME: makerHome, ...s3.env },
+      env: { XDG_CONFIG_HOME: makerHome, XDG_CACHE_HOME: cache, ...s3.env },
     });
     assert.equal(exported.code, 0, exported.stderr);
+    // The part that held the header waited in the cache folder, and is gone once uploaded.
+    assert.deepEqual(
+      readdirSync(join(cache, "vm")).filter((f) => f.startsWith(".vm-spool-")),
+      [],
+    );
     assert.match(exported.stdout, new RegExp(`Exported ${big} to ${target}`));
     assert.match(exported.stdout, new RegExp(`vm snapshot import ${target}`));
     const stored = await s3.head(bucket, "vibe-2024-10.snapshot.tar.gz");

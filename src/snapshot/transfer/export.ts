@@ -123,6 +123,18 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
   // One transaction (lib/transaction.ts): the temporary file (or the multipart upload) goes on any failure
   // or interruption; the rename over the target (completing the upload) is its commit.
   return transaction(async (tx) => {
+    // The engine's save starts first: its first byte can take seconds (Docker 20.10 exports every layer
+    // before it sends one), and opening the sink meanwhile is free (for s3://, loading the SDK and
+    // starting the upload). Whatever ends the export early also ends the save.
+    const saving = engine.images.save(metadata.engine_image_id);
+    saving.catch(() => {}); // awaited below, where a failure is reported
+    tx.stop(
+      () =>
+        void saving.then(
+          (body) => body.destroy(),
+          () => {},
+        ),
+    );
     const sink = toStdout
       ? new StreamSink(options.stdout)
       : toS3
@@ -141,7 +153,7 @@ export async function exportSnapshot(services: Services, options: ExportOptions)
     const scanner = new SecretScanner();
     // Borrowed chunks: each is valid until the next is asked for. The scanner and the hash take them at
     // once; the compressor copies them into its own buffers.
-    const save = await engine.images.save(metadata.engine_image_id);
+    const save = await saving;
     const imageEntry = await writer.addStream(ENTRY.image, scanned(save, scanner), options.onBytes);
     const { findings: secrets, allowed: allowedSecrets } = withoutAllowed(await scanner.result(), allow);
     for (const volume of volumes) {
