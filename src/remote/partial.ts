@@ -1,11 +1,17 @@
 import { createHash } from "node:crypto";
 import { closeSync, createReadStream, openSync, writeSync } from "node:fs";
-import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { ExitCode, isVmError } from "../errors.ts";
 import { DOWNLOAD_BUFFER, formatAt } from "./resume.ts";
+
+/**
+ * A kept download not touched for this long is dropped by the next download: the import it was for was
+ * given up on, and its bytes (an image's worth) would otherwise stay in the cache for good.
+ */
+export const KEEP_PARTIAL_MS = 7 * 24 * 60 * 60 * 1000;
 
 /** What an earlier run had downloaded of a URL: kept beside vm's cache until the file was read whole. */
 interface PartialRecord {
@@ -28,6 +34,7 @@ export interface Continued {
  * run again: the next run asks the server for the rest under the recorded ETag (If-Range / If-Match),
  * and reads the kept bytes first. The copy goes once the file was read to its end, or when it proved
  * damaged or changed; a server that gives no ETag is not kept for (nothing could tell it changed).
+ * Copies of other URLs untouched for a week (KEEP_PARTIAL_MS) are removed when a download opens.
  */
 export class PartialDownload {
   private readonly part: string;
@@ -48,6 +55,7 @@ export class PartialDownload {
   static async open(env: NodeJS.ProcessEnv, url: string): Promise<PartialDownload> {
     const dir = join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), ".cache"), "vm", "downloads");
     const probe = new PartialDownload(dir, url, undefined, 0);
+    await dropAbandoned(dir, probe.part);
     try {
       const record = JSON.parse(await readFile(probe.meta, "utf8")) as PartialRecord;
       const kept = (await stat(probe.part)).size;
@@ -114,5 +122,22 @@ export class PartialDownload {
     this.record = undefined;
     await rm(this.part, { force: true });
     await rm(this.meta, { force: true });
+  }
+}
+
+/** Removes the kept downloads in `dir` (but `current`) whose bytes nobody has written for a week. */
+async function dropAbandoned(dir: string, current: string): Promise<void> {
+  const now = Date.now();
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.endsWith(".part")) continue;
+    const part = join(dir, name);
+    if (part === current) continue;
+    const touched = await stat(part).then(
+      (info) => info.mtimeMs,
+      () => now,
+    );
+    if (now - touched < KEEP_PARTIAL_MS) continue;
+    await rm(part, { force: true });
+    await rm(part.replace(/\.part$/, ".json"), { force: true });
   }
 }
