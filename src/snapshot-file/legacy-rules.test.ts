@@ -8,10 +8,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ExitCode } from "../errors.ts";
-import { verifyArchiveFile } from "./verify-file.ts";
 import { rejectsVm } from "./testing/assert.ts";
 import { dockerSave } from "./testing/docker-save.ts";
-import { compress, streamOf } from "./testing/tamper.ts";
+import { compress, verifyBytes } from "./testing/tamper.ts";
 import { tarBytes, type ItemType, type TarItem } from "./testing/tar.ts";
 
 const COMPOSE: TarItem = { name: "compose/vm.yaml", data: "project:\n  name: proj\n" };
@@ -66,7 +65,7 @@ function vm3File(compose: TarItem = COMPOSE, recordedId?: string): Buffer {
   );
 }
 
-const verify = (bytes: Buffer) => verifyArchiveFile("-", "/", () => {}, streamOf(bytes, 8192));
+const verify = verifyBytes;
 
 describe("vm 3.x snapshot files: the checks such a file allows", () => {
   it("verifies the file with its compose file as a regular file", async () => {

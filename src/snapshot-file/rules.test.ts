@@ -9,7 +9,6 @@ import { ExitCode } from "../errors.ts";
 import { readSnapshotArchive } from "./archive-reader.ts";
 import { ENTRY } from "./format.ts";
 import { verifyContents } from "./verify.ts";
-import { verifyArchiveFile, type VerifiedFile } from "./verify-file.ts";
 import { sha256 } from "./writer.ts";
 import { rejectsVm, throwsVm, type Expected } from "./testing/assert.ts";
 import {
@@ -19,14 +18,14 @@ import {
   pack,
   resealChecksums,
   streamOf,
+  verifyBytes,
   unpack,
   type Entry,
 } from "./testing/tamper.ts";
 import { tempDir, writeSnapshot } from "./testing/snapshot.ts";
 
 /** `vm snapshot verify -`: the whole file, read from a stream, checked without an engine. */
-const verify = (bytes: Buffer): Promise<VerifiedFile> =>
-  verifyArchiveFile("-", "/", () => {}, streamOf(bytes, 8192));
+const verify = verifyBytes;
 
 const digestMismatch = (message: RegExp): Expected => ({
   code: "ARCHIVE_DIGEST_MISMATCH",

@@ -5,7 +5,6 @@ import { ExitCode, VmError } from "../errors.ts";
 import type { Compression } from "../lib/codec.ts";
 import { ENTRY } from "./format.ts";
 import { ImageVerifier } from "./verify.ts";
-import { verifyArchiveFile, type VerifiedFile } from "./verify-file.ts";
 import { sha256 } from "./writer.ts";
 import { rejectsVm, type Expected } from "./testing/assert.ts";
 import { dockerSave, layerTar, sha256hex, type SavedImage } from "./testing/docker-save.ts";
@@ -17,7 +16,7 @@ import {
   pack,
   reseal,
   resealChecksums,
-  streamOf,
+  verifyBytes,
   unpack,
   type Entry,
 } from "./testing/tamper.ts";
@@ -25,8 +24,7 @@ import { tempDir, writeSnapshot, type WrittenSnapshot } from "./testing/snapshot
 import type { TarItem } from "./testing/tar.ts";
 
 /** `vm snapshot verify -`: the whole file, read from a stream, checked without an engine. */
-const verify = (bytes: Buffer): Promise<VerifiedFile> =>
-  verifyArchiveFile("-", "/", () => {}, streamOf(bytes, 8192));
+const verify = verifyBytes;
 
 const digestMismatch = (message: RegExp | RegExp[]): Expected => ({
   code: "ARCHIVE_DIGEST_MISMATCH",

@@ -9,6 +9,7 @@ import zlib from "node:zlib";
 import { detectCompression, type Compression } from "../../lib/codec.ts";
 import { ENTRY, HEAD_ENTRIES, type Checksums, type Manifest } from "../format.ts";
 import { signChecksums, type Signer } from "../signing.ts";
+import { verifyArchiveFile, type VerifiedFile } from "../verify-file.ts";
 import { sha256 } from "../writer.ts";
 import { readTar, tarBytes, type ItemType, type TarItem } from "./tar.ts";
 
@@ -123,4 +124,9 @@ export function streamOf(bytes: Buffer, piece = 64 * 1024): Readable {
   const pieces: Buffer[] = [];
   for (let at = 0; at < bytes.length; at += size) pieces.push(bytes.subarray(at, at + size));
   return Readable.from(pieces, { objectMode: false });
+}
+
+/** `vm snapshot verify -`: the whole file, read from a stream of 8 KiB pieces, checked without an engine. */
+export function verifyBytes(bytes: Buffer): Promise<VerifiedFile> {
+  return verifyArchiveFile("-", "/", () => {}, streamOf(bytes, 8192));
 }
