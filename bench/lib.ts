@@ -33,6 +33,24 @@ export function run(cmd: string, args: string[], options: SpawnSyncOptions = {})
 }
 
 /** A row of the results table: vm against a baseline, with the target it must meet. */
+/** What a suite in its own module (registry, s3) is given by bench/run.ts. */
+export interface SuiteOptions {
+  vm: string;
+  /** vm's environment (the bench's private XDG_CONFIG_HOME and labels). */
+  env: NodeJS.ProcessEnv;
+  label: string;
+  /** Rounds of the slow rows (a full transfer of the dev image). */
+  rounds: number;
+  log: (text: string) => void;
+}
+
+/** A peak-RSS row: vm's peak while moving an image of `imageBytes`. */
+export interface MemoryRow {
+  name: string;
+  imageBytes: number;
+  peakRssMb: number;
+}
+
 export interface Row {
   name: string;
   vm: Stats;

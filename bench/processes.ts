@@ -159,6 +159,16 @@ export class ChildServer {
   }
 }
 
+/**
+ * The second engine (Docker 26, containerd store) imports and pulls go to, so the image's layers are truly
+ * absent there before each round, as on a new machine; and whether it answers.
+ */
+export const SECOND_ENGINE = "unix:///var/run/vm-docker2.sock";
+
+export function secondEngineUp(): boolean {
+  return spawnSync("docker", ["-H", SECOND_ENGINE, "version"], { stdio: "ignore" }).status === 0;
+}
+
 /** Removes every image carrying the bench's label from an engine (a few passes: children go first). */
 export function removeLabelledImages(host: string, label: string): void {
   for (let pass = 0; pass < 3; pass++) {

@@ -7,11 +7,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { ensureImages } from "./images.ts";
-import { alternate, run, timed, type Row, type Stats } from "./lib.ts";
-import { ChildServer, freePort, node, removeLabelledImages, vmTimed as timedVm } from "./processes.ts";
+import { alternate, run, timed, type MemoryRow, type Row, type Stats, type SuiteOptions } from "./lib.ts";
+import {
+  ChildServer,
+  freePort,
+  node,
+  removeLabelledImages,
+  SECOND_ENGINE,
+  secondEngineUp,
+  vmTimed as timedVm,
+} from "./processes.ts";
 
-/** The engine a pull goes to: its layers are truly absent there (the push engine holds the dev image). */
-const SECOND_ENGINE = "unix:///var/run/vm-docker2.sock";
 const SNAPSHOT = "bench-registry";
 const PULLED = "bench-pulled";
 
@@ -20,21 +26,15 @@ export type RegistryRow = Row;
 export interface RegistryResults {
   rows: RegistryRow[];
   absolute: { name: string; stats: Stats; limit: number }[];
-  memory: { name: string; imageBytes: number; peakRssMb: number }[];
+  memory: MemoryRow[];
   /** What shows that every timed push and pull moved the whole image. */
   facts: Record<string, unknown>;
 }
 
-export interface RegistryOptions {
-  vm: string;
-  /** vm's environment (the bench's private XDG_CONFIG_HOME and labels). */
-  env: NodeJS.ProcessEnv;
-  label: string;
-  /** Rounds of the slow rows (a full push or pull of the dev image). */
-  rounds: number;
+/** `rounds`: of the slow rows (a full push or pull of the dev image). */
+export interface RegistryOptions extends SuiteOptions {
   /** Rounds of the fast ones (re-push). */
   fastRounds: number;
-  log: (text: string) => void;
 }
 
 /**
@@ -185,7 +185,7 @@ export function benchRegistry(options: RegistryOptions): RegistryResults {
   mkdirSync(dockerConfig);
   const env = { ...options.env, DOCKER_CONFIG: dockerConfig };
   const dockerEnv = { ...process.env, DOCKER_CONFIG: dockerConfig };
-  const second = spawnSync("docker", ["-H", SECOND_ENGINE, "version"], { stdio: "ignore" }).status === 0;
+  const second = secondEngineUp();
   const homeB = join(dir, "home-b");
   mkdirSync(homeB);
   const envB = { ...env, DOCKER_HOST: SECOND_ENGINE, XDG_CONFIG_HOME: homeB };

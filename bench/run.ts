@@ -5,10 +5,10 @@ import { availableParallelism, tmpdir } from "node:os";
 import { performance } from "node:perf_hooks";
 import { ensureImages, ensureLarge } from "./images.ts";
 import { join, resolve } from "node:path";
-import { alternate, fmt, run, timed, type Row, type Stats } from "./lib.ts";
+import { alternate, fmt, run, timed, type MemoryRow, type Row, type Stats } from "./lib.ts";
 import { benchRegistry } from "./registry.ts";
 import { benchS3 } from "./s3.ts";
-import { removeLabelledImages } from "./processes.ts";
+import { removeLabelledImages, SECOND_ENGINE, secondEngineUp } from "./processes.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
 const VM = join(REPO, "bin/vm");
@@ -104,7 +104,7 @@ interface SizeRow {
   bytes: number;
 }
 const sizes: SizeRow[] = [];
-const memory: { name: string; imageBytes: number; peakRssMb: number }[] = [];
+const memory: MemoryRow[] = [];
 const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
 
 /** Wall time and peak RSS (KiB, from GNU time) of one command. */
@@ -262,10 +262,9 @@ function benchExport(image: string, work: string): void {
  * layers are truly absent before each load, as they are on a new machine. On one engine, images that
  * share the layers (the reference images) would make every load a no-op.
  */
-const SECOND_ENGINE = "unix:///var/run/vm-docker2.sock";
 
 function benchImport(work: string): void {
-  const second = spawnSync("docker", ["-H", SECOND_ENGINE, "version"], { stdio: "ignore" }).status === 0;
+  const second = secondEngineUp();
   const host = second ? SECOND_ENGINE : (process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock");
   const homeB = mkdtempSync(join(tmpdir(), "vm-bench-home-b-"));
   try {

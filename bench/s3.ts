@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ensureImages } from "./images.ts";
-import { alternate, run, type Row } from "./lib.ts";
+import { alternate, run, type MemoryRow, type Row, type SuiteOptions } from "./lib.ts";
 import {
   ChildServer,
   cpuSeconds,
@@ -14,12 +14,12 @@ import {
   node,
   peakRssKb,
   removeLabelledImages,
+  SECOND_ENGINE,
+  secondEngineUp,
   vmTimed,
 } from "./processes.ts";
 
 const REPO = resolve(import.meta.dirname, "..");
-/** The engine an import goes to: the image's layers are truly absent there before each round. */
-const SECOND_ENGINE = "unix:///var/run/vm-docker2.sock";
 const SNAPSHOT = "bench-s3";
 const IMPORTED = "bench-s3-in";
 const BUCKET = "vm-bench";
@@ -29,20 +29,13 @@ export type S3Row = Row;
 
 export interface S3Results {
   rows: S3Row[];
-  memory: { name: string; imageBytes: number; peakRssMb: number }[];
+  memory: MemoryRow[];
   /** What shows that every timed export wrote, and every import read, the whole snapshot. */
   facts: Record<string, unknown>;
 }
 
-export interface S3Options {
-  vm: string;
-  /** vm's environment (the bench's private XDG_CONFIG_HOME and labels). */
-  env: NodeJS.ProcessEnv;
-  label: string;
-  /** Rounds of each row (a full export or import of the dev image). */
-  rounds: number;
-  log: (text: string) => void;
-}
+/** `rounds`: of each row (a full export or import of the dev image). */
+export type S3Options = SuiteOptions;
 
 /**
  * fauxqs (an S3 emulator, a dev dependency) in a child process on a free port, anonymous, with the bucket
@@ -164,7 +157,7 @@ function fauxqsVersion(): string {
 export function benchS3(options: S3Options): S3Results {
   const { vm, label, log } = options;
   const image = ensureImages(log).dev;
-  const second = spawnSync("docker", ["-H", SECOND_ENGINE, "version"], { stdio: "ignore" }).status === 0;
+  const second = secondEngineUp();
   const host = second ? SECOND_ENGINE : (process.env.DOCKER_HOST ?? "unix:///var/run/docker.sock");
   const dir = mkdtempSync(join(tmpdir(), "vm-bench-s3-"));
   const serverDir = join(dir, "fauxqs");
