@@ -45,7 +45,6 @@ export async function writeFileAtomic(
   }
 }
 
-/** Temporary files beside `target` left by a vm that was killed (SIGKILL leaves no chance to clean up). */
 /** Scratch files (a stream spooled to learn its size, an S3 part waiting for its header) start so. */
 const SPOOL_PREFIX = ".vm-spool-";
 
@@ -58,21 +57,21 @@ export function spoolPathIn(dir: string): string {
  * Removes the scratch files in `dir` that a vm no longer running left there (killed mid-export, a spooled
  * image can be gigabytes), and nothing else: not a live vm's, not another machine's.
  */
-export async function removeStaleSpools(dir: string): Promise<void> {
-  const entries = await readdir(dir).catch(() => [] as string[]);
-  for (const entry of entries) {
-    if (!entry.startsWith(SPOOL_PREFIX)) continue;
-    const owner = parseOwner(entry.slice(SPOOL_PREFIX.length));
-    if (owner && ownerGone(owner)) await unlink(join(dir, entry)).catch(() => {});
-  }
+export function removeStaleSpools(dir: string): Promise<void> {
+  return removeOrphans(dir, SPOOL_PREFIX);
 }
 
-export async function removeStaleTemps(target: string): Promise<void> {
-  const prefix = `.${basename(target)}.vm-tmp-`;
-  const entries = await readdir(dirname(target)).catch(() => [] as string[]);
+/** Temporary files beside `target` left by a vm that was killed (SIGKILL leaves no chance to clean up). */
+export function removeStaleTemps(target: string): Promise<void> {
+  return removeOrphans(dirname(target), `.${basename(target)}.vm-tmp-`);
+}
+
+/** Removes the files in `dir` named `<prefix><owner tag>...` whose owner no longer runs on this host. */
+async function removeOrphans(dir: string, prefix: string): Promise<void> {
+  const entries = await readdir(dir).catch(() => [] as string[]);
   for (const entry of entries) {
     if (!entry.startsWith(prefix)) continue;
     const owner = parseOwner(entry.slice(prefix.length));
-    if (owner && ownerGone(owner)) await unlink(join(dirname(target), entry)).catch(() => {});
+    if (owner && ownerGone(owner)) await unlink(join(dir, entry)).catch(() => {});
   }
 }
