@@ -199,7 +199,9 @@ export class S3Sink implements Sink {
     const back = this.newPart(part.number, part.start);
     const handle = await open(part.file, "r");
     try {
-      await handle.read(back.data, 0, part.length, 0);
+      const { bytesRead } = await handle.read(back.data, 0, part.length, 0);
+      if (bytesRead !== part.length)
+        throw new Error(`S3Sink: ${part.file} holds ${bytesRead} of the part's ${part.length} bytes`);
     } finally {
       await handle.close();
     }
